@@ -1,0 +1,132 @@
+"""Random-access byte sources: a file on disk, bytes in memory, a slice of another blob.
+
+Format readers take a `Blob` so that they read only the bytes they need (a zip's central
+directory and the pickle members, never the tensor storages) and never extract to disk.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+__all__ = ["Blob", "BytesBlob", "FileBlob", "SliceBlob"]
+
+
+class Blob(Protocol):
+    """A read-only, random-access byte source of known size."""
+
+    @property
+    def size(self) -> int:
+        """Return the number of bytes in the blob."""
+        ...
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Return up to `n` bytes from `offset` (fewer only at the end of the blob)."""
+        ...
+
+
+class BytesBlob:
+    """A blob over bytes already in memory."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._data = bytes(data)
+
+    @property
+    def size(self) -> int:
+        """Return the number of bytes in the blob."""
+        return len(self._data)
+
+    @property
+    def data(self) -> bytes:
+        """Return the whole content."""
+        return self._data
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Return up to `n` bytes from `offset`."""
+        if offset < 0 or n <= 0:
+            return b""
+        return self._data[offset : offset + n]
+
+
+class FileBlob:
+    """A blob over an open file descriptor, read with `os.pread` (no shared file position).
+
+    The caller owns the descriptor's lifetime; `FileBlob.open` returns one that closes it.
+    """
+
+    __slots__ = ("_fd", "_size")
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> FileBlob:
+        """Open `path` read-only and return a blob over it.
+
+        Raises:
+            OSError: the file cannot be opened.
+        """
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            size = os.fstat(fd).st_size
+        except OSError:
+            os.close(fd)
+            raise
+        return cls(fd, size)
+
+    def close(self) -> None:
+        """Close the underlying descriptor."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileBlob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def size(self) -> int:
+        """Return the size of the file when it was opened."""
+        return self._size
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Return up to `n` bytes from `offset`."""
+        if offset < 0 or n <= 0 or offset >= self._size:
+            return b""
+        n = min(n, self._size - offset)
+        chunks: list[bytes] = []
+        while n > 0:
+            chunk = os.pread(self._fd, n, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            n -= len(chunk)
+        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+class SliceBlob:
+    """A window `[start, start + size)` of another blob (a stored zip member, a tar member)."""
+
+    __slots__ = ("_base", "_size", "_start")
+
+    def __init__(self, base: Blob, start: int, size: int) -> None:
+        self._base = base
+        self._start = start
+        self._size = max(0, min(size, base.size - start))
+
+    @property
+    def size(self) -> int:
+        """Return the window's size."""
+        return self._size
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Return up to `n` bytes from `offset` within the window."""
+        if offset < 0 or n <= 0 or offset >= self._size:
+            return b""
+        return self._base.read(self._start + offset, min(n, self._size - offset))

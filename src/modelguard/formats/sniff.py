@@ -1,0 +1,157 @@
+"""Content sniffing: what a byte stream is, decided by its bytes and never by a file name."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+from modelguard.formats.blob import Blob
+
+__all__ = [
+    "LFS_PREFIX",
+    "PickleSignature",
+    "extension_claim",
+    "looks_like_onnx",
+    "looks_like_text",
+    "pickle_signature",
+    "safetensors_header_length",
+]
+
+LFS_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+GGUF_MAGIC = b"GGUF"
+
+# First opcodes a protocol 0/1 pickle can start with and get somewhere: a value push,
+# MARK, GLOBAL/INST or PERSID. Anything else fails before doing anything.
+_WEAK_FIRST = frozenset(b"(cilSVIJKLFGMNPTUX])}.")
+
+
+class PickleSignature(Enum):
+    """How strongly the first bytes say "pickle"."""
+
+    NONE = "none"
+    WEAK = "weak"  # a protocol 0/1 opcode: only a trial run can tell
+    STRONG = "strong"  # PROTO 0-5
+
+
+def pickle_signature(head: bytes) -> PickleSignature:
+    """Classify the first bytes of a stream as a pickle start."""
+    if not head:
+        return PickleSignature.NONE
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
+        return PickleSignature.STRONG
+    if head[0] in _WEAK_FIRST:
+        return PickleSignature.WEAK
+    return PickleSignature.NONE
+
+
+def safetensors_header_length(blob: Blob) -> int | None:
+    """Return the JSON header length if the blob looks like safetensors, else None."""
+    head = blob.read(0, 9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return None
+    length = int.from_bytes(head[:8], "little")
+    if length < 2 or 8 + length > blob.size:
+        return None
+    return length
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Return True if the bytes are plausibly UTF-8 text (no NUL, decodes cleanly)."""
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is still text.
+        return exc.start >= len(head) - 3 and exc.reason.startswith("unexpected end")
+    return True
+
+
+def looks_like_json(text: bytes) -> bool:
+    """Return True if `text` parses as JSON (only call on small inputs)."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    value = 0
+    for shift in range(0, 64, 7):
+        if pos >= len(data):
+            return None
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    return None
+
+
+# ONNX ModelProto fields and their wire types (1 = ir_version varint, 2-6 strings, 7 graph,
+# 8 opset_import, 14 metadata_props, 20 training_info, 25 functions, 26 configuration).
+_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+
+
+def looks_like_onnx(head: bytes) -> bool:
+    """Return True if the bytes start like an ONNX ModelProto (ir_version first, then known fields)."""
+    if len(head) < 4 or head[0] != 0x08:
+        return False
+    pos = 0
+    fields = 0
+    while pos < len(head) and fields < 4:
+        tag = _varint(head, pos)
+        if tag is None:
+            break
+        key, pos = tag
+        number, wire = key >> 3, key & 7
+        if _ONNX_FIELDS.get(number) != wire:
+            return False
+        if wire == 0:
+            val = _varint(head, pos)
+            if val is None:
+                break
+            if number == 1 and not 1 <= val[0] <= 64:
+                return False
+            pos = val[1]
+        else:
+            length = _varint(head, pos)
+            if length is None:
+                break
+            pos = length[1] + length[0]
+        fields += 1
+    return fields >= 2
+
+
+# What a file-name extension claims the content is; a contradiction is MG201.
+_CLAIMS: dict[str, frozenset[str]] = {}
+for _exts, _formats in (
+    ((".pkl", ".pickle", ".joblib", ".dill"), {"pickle", "zip", "tar", "compressed"}),
+    ((".pt", ".pth", ".ckpt"), {"pickle", "zip", "tar", "compressed"}),
+    ((".safetensors",), {"safetensors"}),
+    ((".gguf",), {"gguf"}),
+    ((".onnx",), {"onnx"}),
+    ((".h5", ".hdf5"), {"hdf5"}),
+    ((".npy",), {"numpy"}),
+    ((".npz", ".zip", ".keras"), {"zip"}),
+    ((".tar",), {"tar"}),
+    ((".gz", ".tgz"), {"compressed"}),
+    ((".bz2", ".xz", ".lzma"), {"compressed"}),
+    (
+        (".json", ".txt", ".md", ".yaml", ".yml", ".csv", ".py", ".cfg", ".ini", ".jinja"),
+        {"text"},
+    ),
+):
+    for _ext in _exts:
+        _CLAIMS[_ext] = frozenset(_formats)
+
+
+def extension_claim(name: str) -> frozenset[str] | None:
+    """Return the content formats a file name's extension admits, or None if it claims none."""
+    dot = name.rfind(".")
+    slash = name.rfind("/")
+    if dot <= slash + 1:
+        return None
+    return _CLAIMS.get(name[dot:].lower())

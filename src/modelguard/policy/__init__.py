@@ -1,0 +1,192 @@
+"""The policy: which globals are allowed, how loud each rule is, what blocks, which limits apply.
+
+A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table of
+`pyproject.toml`::
+
+    fail_on = "medium"            # critical | high | medium | low | never
+
+    [allow]                       # extra allowlist entries; a reason is required
+    "mypkg.models:MyNet" = "our own model class, reviewed in PR 123"
+
+    [severity]                    # per-rule overrides
+    MG201 = "info"
+
+    [limits]                      # any field of modelguard.config.Limits
+    max_depth = 10
+
+Discovery (`load_policy(None)`) looks only in the current working directory, never in the
+scanned folder: a model repository must not be able to relax its own scan.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from modelguard.config import Limits
+from modelguard.errors import ConfigError
+from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
+from modelguard.results import Severity
+
+__all__ = ["Policy", "load_policy", "parse_severity"]
+
+_KEYS = {"fail_on", "allow", "severity", "limits"}
+
+
+def parse_severity(text: str) -> Severity | None:
+    """Parse a severity name; "never" (or "none") gives None.
+
+    Raises:
+        ConfigError: not a severity name.
+    """
+    value = text.strip().lower()
+    if value in ("never", "none"):
+        return None
+    try:
+        return Severity(value)
+    except ValueError:
+        names = ", ".join(s.value for s in Severity)
+        raise ConfigError(f"unknown severity {text!r} (expected {names} or never)") from None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the scan allows and what blocks.
+
+    Attributes:
+        fail_on: lowest severity that blocks (None: nothing blocks).
+        allow: user allowlist entries, `"module:qualname"` (globs allowed) -> reason.
+        severity: per-rule severity overrides.
+        limits: scanner limits.
+        source: the file the policy came from, if any.
+    """
+
+    fail_on: Severity | None = Severity.MEDIUM
+    allow: Mapping[str, str] = field(default_factory=dict)
+    severity: Mapping[str, Severity] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    source: str | None = None
+
+    def tables(self) -> NameTables:
+        """Return the name tables: the shipped ones plus this policy's allowlist entries."""
+        base = default_tables()
+        if not self.allow:
+            return base
+        return _merged_tables(base, tuple(sorted(self.allow.items())))
+
+    def classify(self, module: str, name: str, proto: int = 4) -> Ruling:
+        """Classify a global under this policy (see `modelguard.policy.names.classify`)."""
+        return classify(module, name, proto, self.tables())
+
+    def severity_of(self, rule_id: str, default: Severity) -> Severity:
+        """Return the effective severity of `rule_id`."""
+        return self.severity.get(rule_id, default)
+
+
+_MERGED: dict[tuple[tuple[str, str], ...], NameTables] = {}
+
+
+def _merged_tables(base: NameTables, entries: tuple[tuple[str, str], ...]) -> NameTables:
+    tables = _MERGED.get(entries)
+    if tables is None:
+        tables = base.with_allow(entries)
+        _MERGED[entries] = tables
+    return tables
+
+
+def _parse(doc: Mapping[str, object], source: str) -> Policy:
+    unknown = set(doc) - _KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown policy keys: {', '.join(sorted(unknown))}")
+    fail_on: Severity | None = Severity.MEDIUM
+    if "fail_on" in doc:
+        raw = doc["fail_on"]
+        if not isinstance(raw, str):
+            raise ConfigError(f"{source}: fail_on must be a string")
+        fail_on = parse_severity(raw)
+    allow: dict[str, str] = {}
+    raw_allow = doc.get("allow", {})
+    if not isinstance(raw_allow, dict):
+        raise ConfigError(f"{source}: [allow] must be a table of \"module:qualname\" = reason")
+    for key, reason in raw_allow.items():
+        module, colon, name = key.partition(":")
+        if not colon or not module or not name:
+            raise ConfigError(f"{source}: allow entry {key!r} must look like 'module:qualname'")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"{source}: allow entry {key!r} needs a non-empty reason")
+        allow[key] = reason.strip()
+    severity: dict[str, Severity] = {}
+    raw_sev = doc.get("severity", {})
+    if not isinstance(raw_sev, dict):
+        raise ConfigError(f"{source}: [severity] must be a table of RULE = severity")
+    from modelguard.rules import RULES
+
+    for rule_id, value in raw_sev.items():
+        rule = RULES.get(str(rule_id).upper())
+        if rule is None or rule.severity is None:
+            raise ConfigError(f"{source}: [severity] names unknown or non-finding rule {rule_id}")
+        level = parse_severity(str(value))
+        if level is None:
+            raise ConfigError(f"{source}: [severity] {rule_id}: use a severity, not 'never'")
+        severity[rule.id] = level
+    raw_limits = doc.get("limits", {})
+    if not isinstance(raw_limits, dict):
+        raise ConfigError(f"{source}: [limits] must be a table")
+    valid = {f.name for f in fields(Limits)}
+    values: dict[str, int] = {}
+    for key, value in raw_limits.items():
+        if key not in valid:
+            raise ConfigError(f"{source}: unknown limit {key!r} (known: {', '.join(sorted(valid))})")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{source}: limit {key} must be a positive integer")
+        values[key] = value
+    return Policy(fail_on, allow, severity, Limits(**values), source)
+
+
+def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
+    """Load a policy file, or discover one in the current working directory.
+
+    Args:
+        path: a TOML file (`modelguard.toml`-style, or a `pyproject.toml` whose
+            `[tool.modelguard]` table is used). None: use `./modelguard.toml`, else the
+            `[tool.modelguard]` table of `./pyproject.toml`, else the defaults.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML or has invalid entries.
+    """
+    if path is None:
+        for candidate in (Path("modelguard.toml"), Path("pyproject.toml")):
+            if candidate.is_file():
+                policy = _load_file(candidate, required=candidate.name == "modelguard.toml")
+                if policy is not None:
+                    return policy
+        return Policy()
+    policy = _load_file(Path(path), required=True)
+    assert policy is not None
+    return policy
+
+
+def _load_file(path: Path, required: bool) -> Policy | None:
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"policy file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read policy file {path}: {exc}") from None
+    tool = doc.get("tool", {})
+    if isinstance(tool, dict) and "modelguard" in tool:
+        table = tool["modelguard"]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [tool.modelguard] must be a table")
+        return _parse(table, str(path))
+    if path.name == "pyproject.toml":
+        if required:
+            raise ConfigError(f"{path} has no [tool.modelguard] table")
+        return None
+    return _parse(doc, str(path))
+
+
+__all__ += ["Class", "Ruling"]

@@ -1,0 +1,378 @@
+"""Judge what a pickle would do: imports, calls, mutations and stream anomalies -> findings.
+
+Every import is classified by name (allowlist first). Calls are then judged by what they
+reach: a name-reaching wrapper (getattr) is judged by the attribute it yields, a loader by
+the bytes it would deserialise (analysed recursively), `type()` by its arity, and a call of
+a value computed at load time is dangerous because nobody can name it statically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modelguard.errors import LimitExceeded
+from modelguard.picklevm.values import (
+    CallResult,
+    ExtRef,
+    GlobalRef,
+    PersRef,
+    PickleResult,
+)
+from modelguard.policy import Policy
+from modelguard.policy.names import Class, Conditional, Ruling
+from modelguard.results import Finding, Incomplete, Location, Severity
+from modelguard.rules import RULES
+
+__all__ = ["Collected", "NestedScan", "evaluate_pickle", "make_finding"]
+
+NestedScan = Callable[[bytes, Location], "Collected"]
+"""Scans embedded bytes (a nested pickle, an in-memory file) found at a location."""
+
+# Public methods of these builtin types are inert (getattr(str, "join") in protocol-2 files).
+_BUILTIN_DATA_TYPES = frozenset(
+    {
+        "builtins:str", "builtins:bytes", "builtins:bytearray", "builtins:int",
+        "builtins:float", "builtins:complex", "builtins:bool", "builtins:list",
+        "builtins:tuple", "builtins:dict", "builtins:set", "builtins:frozenset",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class Collected:
+    """Findings and incomplete reasons gathered for one file."""
+
+    findings: list[Finding] = field(default_factory=list)
+    incomplete: list[Incomplete] = field(default_factory=list)
+
+    def extend(self, other: Collected) -> None:
+        """Add everything from `other`."""
+        self.findings.extend(other.findings)
+        self.incomplete.extend(other.incomplete)
+
+
+def make_finding(
+    policy: Policy,
+    rule_id: str,
+    message: str,
+    location: Location,
+    evidence: dict[str, str] | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """Build a finding with the rule's (or the given) severity, after policy overrides."""
+    rule = RULES[rule_id]
+    default = severity or rule.severity or Severity.INFO
+    items = tuple(sorted((evidence or {}).items()))
+    return Finding(rule_id, policy.severity_of(rule_id, default), message, location, items)
+
+
+class _Judge:
+    """Evaluates one PickleResult under a policy."""
+
+    def __init__(self, policy: Policy, loc: Location, nested: NestedScan | None) -> None:
+        self.policy = policy
+        self.loc = loc
+        self.nested = nested
+        self.out = Collected()
+        self.rulings: dict[int, Ruling] = {}
+
+    def ruling(self, ref: GlobalRef) -> Ruling:
+        key = id(ref)
+        got = self.rulings.get(key)
+        if got is None:
+            got = self.policy.classify(ref.module, ref.name, ref.proto)
+            self.rulings[key] = got
+        return got
+
+    def add(self, rule_id: str, message: str, offset: int | None, **evidence: str) -> None:
+        self.out.findings.append(
+            make_finding(self.policy, rule_id, message, self.loc.at(offset), evidence)
+        )
+
+    # -- imports ------------------------------------------------------------------------
+    def imports(self, res: PickleResult) -> None:
+        seen: set[tuple[str, str, str]] = set()
+        for ref in res.imports:
+            if ref.dynamic:
+                self.add(
+                    "MG103",
+                    f"imports a name computed at load time ({ref.module}:{ref.name}); "
+                    "it cannot be known before loading",
+                    ref.offset,
+                    opcode=ref.opcode,
+                    mechanism="dynamic-name",
+                )
+                continue
+            ruling = self.ruling(ref)
+            dedupe = (ruling.name, ruling.klass.value, ref.opcode)
+            if dedupe in seen:
+                continue
+            seen.add(dedupe)
+            if ruling.klass is Class.DENY:
+                self.add(
+                    "MG101",
+                    f"imports {ruling.name} ({ruling.family})",
+                    ref.offset,
+                    **{"global": ruling.name, "family": ruling.family, "opcode": ref.opcode,
+                       "matched": ruling.reason},
+                )  # fmt: skip
+            elif ruling.klass is Class.UNKNOWN:
+                self.add(
+                    "MG102",
+                    f"imports {ruling.name}, which is not on the allowlist",
+                    ref.offset,
+                    **{"global": ruling.name, "opcode": ref.opcode},
+                )
+        for ext in res.ext_refs:
+            self.add(
+                "MG105",
+                f"{ext.opcode} {ext.code} refers to a copyreg extension the stream did not "
+                "register",
+                ext.offset,
+                opcode=ext.opcode,
+                code=str(ext.code),
+            )
+
+    # -- what a value denotes -------------------------------------------------------------
+    def denote(self, value: object, depth: int = 0) -> str | None:
+        """Return the `module:qualname` a value names, or None when it cannot be named."""
+        if depth > 32:
+            return None
+        if isinstance(value, GlobalRef):
+            if value.dynamic:
+                return None
+            return self.ruling(value).name
+        if isinstance(value, CallResult) and isinstance(value.func, GlobalRef):
+            ruling = self.ruling(value.func)
+            args = value.args if isinstance(value.args, tuple) else ()
+            if ruling.conditional is Conditional.GETATTR and len(args) >= 2:
+                base = self.denote(args[0], depth + 1)
+                if base is not None and isinstance(args[1], str):
+                    return f"{base}.{args[1]}" if not base.endswith(":") else base + args[1]
+            if ruling.name in ("builtins:__import__", "importlib:import_module") and args:
+                if isinstance(args[0], str):
+                    return f"{args[0]}:"
+        return None
+
+    def judge_name(self, dotted: str) -> Ruling:
+        module, _, name = dotted.partition(":")
+        if not name:
+            return self.policy.classify(module, "__module__")
+        if module == "builtins":
+            head, _, attr = name.partition(".")
+            if (
+                f"builtins:{head}" in _BUILTIN_DATA_TYPES
+                and attr
+                and "." not in attr
+                and not attr.startswith("_")
+            ):
+                return Ruling(Class.ALLOW, dotted, reason="method of a builtin data type")
+        return self.policy.classify(module, name)
+
+    # -- calls ----------------------------------------------------------------------------
+    def calls(self, res: PickleResult) -> None:
+        for call in res.calls:
+            func = call.func
+            if isinstance(func, GlobalRef) and not func.dynamic:
+                ruling = self.ruling(func)
+                if ruling.klass is Class.CONDITIONAL:
+                    self.conditional(call, ruling)
+                continue
+            if isinstance(func, (ExtRef, str, bytes, int, float, bool)) or func is None:
+                continue  # flagged as MG105 already, or the loader fails on a literal
+            if isinstance(func, GlobalRef):
+                continue  # dynamic name: flagged at import
+            target = self.denote(func)
+            if target is None:
+                self.add(
+                    "MG103",
+                    "calls a value computed at load time (the result of another call or a "
+                    "persistent id); what runs cannot be named before loading",
+                    call.offset,
+                    mechanism="call-of-runtime-value",
+                    callee=_describe(func),
+                )
+                continue
+            ruling = self.judge_name(target)
+            if ruling.klass is Class.DENY:
+                self.add(
+                    "MG103",
+                    f"calls {ruling.name} ({ruling.family}), reached through {_describe(func)}",
+                    call.offset,
+                    mechanism="indirect-call",
+                    callee=ruling.name,
+                    family=ruling.family,
+                )
+            elif ruling.klass is not Class.ALLOW:
+                self.add(
+                    "MG102",
+                    f"calls {ruling.name}, reached through {_describe(func)}; not allowlisted",
+                    call.offset,
+                    **{"global": ruling.name, "mechanism": "indirect-call"},
+                )
+
+    def conditional(self, call: CallResult, ruling: Ruling) -> None:
+        args = call.args if isinstance(call.args, tuple) else None
+        kind = ruling.conditional
+        if kind is Conditional.GETATTR:
+            target = self.denote(call)
+            if target is None:
+                self.add(
+                    "MG103",
+                    "getattr on an object or with a name computed at load time",
+                    call.offset,
+                    mechanism="getattr",
+                    callee=ruling.name,
+                )
+                return
+            reached = self.judge_name(target)
+            if reached.klass is Class.DENY:
+                self.add(
+                    "MG103",
+                    f"getattr reaches {reached.name} ({reached.family})",
+                    call.offset,
+                    mechanism="getattr",
+                    callee=reached.name,
+                    family=reached.family,
+                )
+            elif reached.klass is Class.UNKNOWN:
+                self.add(
+                    "MG102",
+                    f"getattr reaches {reached.name}, which is not on the allowlist",
+                    call.offset,
+                    **{"global": reached.name, "mechanism": "getattr"},
+                )
+        elif kind is Conditional.TYPE:
+            if args is not None and len(args) == 1 and not isinstance(args[0], CallResult):
+                return  # type(None), type(Ellipsis): inert
+            self.add(
+                "MG103",
+                "synthesises a class with type(name, bases, namespace) at load time",
+                call.offset,
+                mechanism="class-synthesis",
+                callee=ruling.name,
+            )
+        elif kind is Conditional.PARTIAL:
+            inner = args[0] if args else None
+            if isinstance(inner, GlobalRef):
+                return  # the wrapped callable was judged as an import
+            target = self.denote(inner)
+            reached = self.judge_name(target) if target else None
+            if reached is None or reached.klass in (Class.DENY, Class.CONDITIONAL):
+                self.add(
+                    "MG103",
+                    f"functools.partial wraps {target or 'a value computed at load time'}",
+                    call.offset,
+                    mechanism="partial",
+                    callee=target or "?",
+                )
+        elif kind is Conditional.LOADER:
+            self.loader(call, ruling, args)
+        # Conditional.BUFFER (io.BytesIO) is inert by itself; loaders look inside it.
+
+    def loader(self, call: CallResult, ruling: Ruling, args: tuple[object, ...] | None) -> None:
+        payload = _embedded_bytes(args[0] if args else None, self)
+        if payload is None:
+            self.add(
+                "MG106",
+                f"{ruling.name} loads a payload that is not embedded in this file "
+                "(a path or a value computed at load time)",
+                call.offset,
+                loader=ruling.name,
+            )
+            return
+        label = f"<{ruling.name}@{call.offset}>"
+        if self.nested is None:
+            self.out.incomplete.append(
+                Incomplete("MG003", "nested payload not analysed", self.loc.inner(label))
+            )
+            return
+        self.out.extend(self.nested(payload, self.loc.inner(label)))
+
+    # -- mutations and syntax ---------------------------------------------------------------
+    def mutations(self, res: PickleResult) -> None:
+        for mut in res.mutations:
+            target = mut.target
+            if isinstance(target, (GlobalRef, ExtRef)):
+                name = (
+                    self.ruling(target).name
+                    if isinstance(target, GlobalRef) and not target.dynamic
+                    else _describe(target)
+                )
+                self.add(
+                    "MG104",
+                    f"{mut.kind.upper()} modifies the imported object {name}",
+                    mut.offset,
+                    target=name,
+                    opcode=mut.kind.upper(),
+                )
+            elif isinstance(target, CallResult) and self.denote(target) is not None:
+                self.add(
+                    "MG104",
+                    f"{mut.kind.upper()} modifies {self.denote(target)}, an existing object",
+                    mut.offset,
+                    target=str(self.denote(target)),
+                    opcode=mut.kind.upper(),
+                )
+
+    def anomalies(self, res: PickleResult) -> None:
+        for anomaly in res.anomalies:
+            if anomaly.kind.startswith("frame"):
+                self.add("MG110", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
+            else:
+                self.add("MG113", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, GlobalRef):
+        return f"{value.module}:{value.name}"
+    if isinstance(value, CallResult):
+        return f"the result of the {value.kind.upper()} at offset {value.offset}"
+    if isinstance(value, ExtRef):
+        return f"{value.opcode} {value.code}"
+    if isinstance(value, PersRef):
+        return "a persistent id"
+    return type(value).__name__
+
+
+def _embedded_bytes(value: object, judge: _Judge) -> bytes | None:
+    """Return the bytes a loader argument carries (bytes, bytearray, io.BytesIO(bytes))."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, CallResult) and isinstance(value.func, GlobalRef):
+        ruling = judge.ruling(value.func)
+        args = value.args if isinstance(value.args, tuple) else ()
+        if ruling.conditional is Conditional.BUFFER and args and isinstance(args[0], bytes):
+            return args[0]
+    return None
+
+
+def evaluate_pickle(
+    res: PickleResult,
+    loc: Location,
+    policy: Policy,
+    nested: NestedScan | None = None,
+) -> Collected:
+    """Turn one pickle's analysis into findings and incomplete reasons.
+
+    Args:
+        res: what the symbolic machine recorded.
+        loc: where the pickle lies (its offsets are absolute within that location).
+        policy: the allowlist, severities and limits.
+        nested: scans bytes embedded in the pickle that a loader call would deserialise.
+    """
+    judge = _Judge(policy, loc, nested)
+    judge.imports(res)
+    judge.calls(res)
+    judge.mutations(res)
+    judge.anomalies(res)
+    for inner in res.nested:
+        judge.out.extend(
+            evaluate_pickle(inner, loc.inner(f"<inline-pickle@{inner.start}>"), policy, nested)
+        )
+    if res.error is not None:
+        rule = "MG003" if isinstance(res.error, LimitExceeded) else "MG002"
+        where = loc.at(res.error.offset)
+        judge.out.incomplete.append(Incomplete(rule, f"pickle: {res.error}", where))
+    return judge.out

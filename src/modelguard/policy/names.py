@@ -1,0 +1,267 @@
+"""Classify a global named by a pickle: allowed, conditional, dangerous (with its family), unknown.
+
+The tables are data (`data/allowlist.toml`, `data/denylist.toml`); this module holds the
+mechanism: Python 2 name mapping as the unpickler applies it, attribute paths, module aliases
+and dunder access, so that a family is recognised however the name is spelled.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from importlib import resources
+
+__all__ = [
+    "Class",
+    "Conditional",
+    "NameTables",
+    "Ruling",
+    "classify",
+    "default_tables",
+    "normalize",
+]
+
+
+class Class(Enum):
+    """What a name is, for the policy."""
+
+    ALLOW = "allow"
+    CONDITIONAL = "conditional"
+    DENY = "deny"
+    UNKNOWN = "unknown"
+
+
+class Conditional(Enum):
+    """Callables that are harmless or dangerous depending on their arguments."""
+
+    GETATTR = "getattr"  # result is an attribute chosen by the data
+    LOADER = "loader"  # deserialises its argument: analyse the embedded bytes
+    PARTIAL = "partial"  # wraps a callable taken from the data
+    TYPE = "type"  # type(x) is inert, type(name, bases, ns) synthesises a class
+    BUFFER = "buffer"  # io.BytesIO(bytes): an in-memory file for a loader
+
+
+_CONDITIONALS: dict[str, Conditional] = {
+    "builtins:getattr": Conditional.GETATTR,
+    "builtins:type": Conditional.TYPE,
+    "functools:partial": Conditional.PARTIAL,
+    "io:BytesIO": Conditional.BUFFER,
+    "_io:BytesIO": Conditional.BUFFER,
+    "pickle:loads": Conditional.LOADER,
+    "pickle:load": Conditional.LOADER,
+    "_pickle:loads": Conditional.LOADER,
+    "_pickle:load": Conditional.LOADER,
+    "torch.storage:_load_from_bytes": Conditional.LOADER,
+    "torch:load": Conditional.LOADER,
+    "torch.serialization:load": Conditional.LOADER,
+    "numpy:load": Conditional.LOADER,
+    "numpy.lib.npyio:load": Conditional.LOADER,
+    "joblib:load": Conditional.LOADER,
+    "joblib.numpy_pickle:load": Conditional.LOADER,
+    "pandas:read_pickle": Conditional.LOADER,
+    "pandas.io.pickle:read_pickle": Conditional.LOADER,
+    "dill:loads": Conditional.LOADER,
+    "dill._dill:loads": Conditional.LOADER,
+    "cloudpickle:loads": Conditional.LOADER,
+}
+
+# Module spellings the unpickler maps before importing (Python 2 names kept by protocol 2).
+_MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg", "cPickle": "pickle"}
+
+# Module-path components that are checked for aliases: a package's submodule may well be
+# called `types` or `signal`, but one called `os` or `_subprocess` is a re-export.
+_CORE_MODULES = frozenset(
+    {"os", "posix", "nt", "sys", "subprocess", "builtins", "socket", "ctypes", "marshal",
+     "importlib", "pickle", "shutil", "pty", "runpy", "pkgutil", "multiprocessing", "io"}
+)
+# Module-level functions with dunder names that picklers reference legitimately.
+_DUNDER_OK = frozenset({"__newobj__", "__newobj_ex__", "__reduce_ex__"})
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """How a name is classified, and why.
+
+    Attributes:
+        klass: the class of the name.
+        name: the normalised `module:qualname` that was judged.
+        family: for DENY, the family (code-execution, process, ...).
+        reason: for ALLOW, the allowlist reason; for DENY, what matched.
+        conditional: for CONDITIONAL, how the call is judged.
+    """
+
+    klass: Class
+    name: str
+    family: str = ""
+    reason: str = ""
+    conditional: Conditional | None = None
+
+
+@dataclass(frozen=True)
+class NameTables:
+    """The allow and deny tables, split into exact entries and patterns for fast lookup."""
+
+    allow_exact: Mapping[str, str]
+    allow_patterns: tuple[tuple[str, str, str], ...]  # (module glob, name glob, reason)
+    deny_modules: Mapping[str, str]  # module -> family
+    deny_names: Mapping[str, str]  # "module:qualname" -> family
+    deny_attrs: Mapping[str, str]  # "module:qualname" whose attributes (only) are denied
+    module_aliases: Mapping[str, str]  # bare module-name component -> family
+
+    def with_allow(self, entries: Iterable[tuple[str, str]]) -> NameTables:
+        """Return tables with extra allowlist entries ("module:qualname" -> reason) added."""
+        exact = dict(self.allow_exact)
+        patterns = list(self.allow_patterns)
+        for key, reason in entries:
+            module, _, name = key.partition(":")
+            if _is_pattern(key):
+                patterns.append((module, name, reason))
+            else:
+                exact[f"{_map_module(module)}:{name}"] = reason
+        return NameTables(
+            exact,
+            tuple(patterns),
+            self.deny_modules,
+            self.deny_names,
+            self.deny_attrs,
+            self.module_aliases,
+        )
+
+
+def _is_pattern(key: str) -> bool:
+    return any(ch in key for ch in "*?[")
+
+
+def _map_module(module: str) -> str:
+    head, dot, rest = module.partition(".")
+    mapped = _MODULE_ALIASES.get(head)
+    return mapped + dot + rest if mapped else module
+
+
+def _load_toml(name: str) -> dict[str, object]:
+    text = resources.files("modelguard.policy").joinpath("data").joinpath(name).read_text("utf-8")
+    return tomllib.loads(text)
+
+
+@cache
+def default_tables() -> NameTables:
+    """Return the shipped tables (parsed once per process)."""
+    allow_doc = _load_toml("allowlist.toml")
+    allow = allow_doc.get("allow", {})
+    assert isinstance(allow, dict)
+    deny_doc = _load_toml("denylist.toml")
+    families = deny_doc.get("families", {})
+    assert isinstance(families, dict)
+    deny_modules: dict[str, str] = {}
+    deny_names: dict[str, str] = {}
+    deny_attrs: dict[str, str] = {}
+    for family, spec in families.items():
+        for module in spec.get("modules", ()):
+            deny_modules.setdefault(module, family)
+        for key in spec.get("names", ()):
+            if key.endswith(".*"):
+                deny_attrs.setdefault(key[:-2], family)
+            else:
+                deny_names.setdefault(key, family)
+    aliases = {m: fam for m, fam in deny_modules.items() if "." not in m}
+    aliases.update({"builtins": "code-execution", "__builtins__": "code-execution"})
+    aliases.update({"__builtin__": "code-execution"})
+    base = NameTables({}, (), deny_modules, deny_names, deny_attrs, aliases)
+    return base.with_allow((str(k), str(v)) for k, v in allow.items())
+
+
+@cache
+def _compat() -> tuple[Mapping[tuple[str, str], tuple[str, str]], Mapping[str, str]]:
+    import _compat_pickle  # stdlib data tables of Python 2 -> 3 names
+
+    return _compat_pickle.NAME_MAPPING, _compat_pickle.IMPORT_MAPPING
+
+
+def normalize(module: str, name: str, proto: int) -> tuple[str, str]:
+    """Map a global the way CPython's unpickler does before importing it.
+
+    Protocols < 3 go through `_compat_pickle` (fix_imports), and `__builtin__`/`copy_reg`
+    spellings are folded so that tables need one spelling.
+    """
+    if proto < 3:
+        name_map, import_map = _compat()
+        if (module, name) in name_map:
+            module, name = name_map[(module, name)]
+        elif module in import_map:
+            module = import_map[module]
+    return _map_module(module), name
+
+
+def _deny_lookup(tables: NameTables, module: str, name: str) -> tuple[str, str] | None:
+    # The loader resolves `module:a.b.c` by importing `module` and walking attributes, so a
+    # denied module reached as an attribute path (`numpy:testing._private...`) is denied too.
+    parts = f"{module}.{name}".split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        family = tables.deny_modules.get(prefix)
+        if family:
+            return family, f"module {prefix}"
+    comps = name.split(".")
+    for i in range(len(comps), 0, -1):
+        key = f"{module}:{'.'.join(comps[:i])}"
+        family = tables.deny_names.get(key)
+        if family:
+            return family, key
+        if i < len(comps):
+            family = tables.deny_attrs.get(key)
+            if family:
+                return family, f"{key}.*"
+    return None
+
+
+def _alias_family(tables: NameTables, comp: str, core_only: bool) -> str | None:
+    """Return the family of a path component that names a dangerous module (`os`, `_os`)."""
+    bare = comp[1:] if comp.startswith("_") and not comp.startswith("__") else comp
+    if core_only and bare not in _CORE_MODULES:
+        return None
+    return tables.module_aliases.get(comp) or tables.module_aliases.get(bare)
+
+
+def classify(module: str, name: str, proto: int = 4, tables: NameTables | None = None) -> Ruling:
+    """Classify the global `module:name` as the loader would resolve it.
+
+    Order: exact allowlist, conditional callables, denylist families (module prefixes,
+    names), attribute paths through dangerous modules or dunders, allowlist patterns, and
+    finally unknown.
+    """
+    if tables is None:
+        tables = default_tables()
+    module, name = normalize(module, name, proto)
+    key = f"{module}:{name}"
+    reason = tables.allow_exact.get(key)
+    if reason is not None:
+        return Ruling(Class.ALLOW, key, reason=reason)
+    cond = _CONDITIONALS.get(key)
+    if cond is not None:
+        return Ruling(Class.CONDITIONAL, key, conditional=cond)
+    hit = _deny_lookup(tables, module, name)
+    if hit is not None:
+        return Ruling(Class.DENY, key, family=hit[0], reason=hit[1])
+    comps = name.split(".")
+    mod_parts = module.split(".")
+    # `__main__` as the module is the saving script (unknown, not dangerous).
+    for comp in (*mod_parts[1:], *comps):
+        if len(comp) > 4 and comp.startswith("__") and comp.endswith("__"):
+            if comp in _DUNDER_OK and len(comps) == 1 and comp == name:
+                continue
+            return Ruling(Class.DENY, key, family="interpreter-state", reason=f"dunder {comp}")
+    for i, comp in enumerate((*mod_parts[1:], *comps)):
+        family = _alias_family(tables, comp, core_only=i < len(mod_parts) - 1)
+        if family:
+            return Ruling(
+                Class.DENY, key, family=family, reason=f"attribute path through module {comp}"
+            )
+    if len(comps) == 1:
+        for mod_glob, name_glob, why in tables.allow_patterns:
+            if fnmatch.fnmatchcase(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
+                return Ruling(Class.ALLOW, key, reason=why)
+    return Ruling(Class.UNKNOWN, key)
