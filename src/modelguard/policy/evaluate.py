@@ -39,6 +39,12 @@ _BUILTIN_DATA_TYPES = frozenset(
 )  # fmt: skip
 
 
+# Calls that change what later opcodes (or later loads in the process) resolve names to.
+_STATE_CALLS = frozenset(
+    {"copyreg:add_extension", "copyreg:pickle", "builtins:setattr", "builtins:delattr"}
+)
+
+
 @dataclass
 class Collected:
     """Findings and incomplete reasons gathered for one file."""
@@ -178,6 +184,14 @@ class _Judge:
                 ruling = self.ruling(func)
                 if ruling.klass is Class.CONDITIONAL:
                     self.conditional(call, ruling)
+                elif ruling.name in _STATE_CALLS:
+                    self.add(
+                        "MG104",
+                        f"calls {ruling.name}, which changes process-wide state",
+                        call.offset,
+                        callee=ruling.name,
+                        opcode=call.kind.upper(),
+                    )
                 continue
             if isinstance(func, (ExtRef, str, bytes, int, float, bool)) or func is None:
                 continue  # flagged as MG105 already, or the loader fails on a literal

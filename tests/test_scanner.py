@@ -1,0 +1,262 @@
+"""The orchestrator: content sniffing, containers, limits, fail-closed results, folders."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import pickle
+import tarfile
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import modelguard
+from modelguard.config import Limits
+from modelguard.errors import SourceError
+from modelguard.policy import Policy
+from modelguard.results import Verdict
+
+EVIL = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00idq\x00\x85R."  # os.system('id'), never loaded
+CLEAN = pickle.dumps({"a": [1, 2, 3], "b": "text"}, protocol=4)
+
+
+def scan_bytes(tmp_path: Path, data: bytes, name: str = "f.bin", **kw: object):  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    path.write_bytes(data)
+    report = modelguard.scan(path, **kw)  # type: ignore[arg-type]
+    assert len(report.files) == 1
+    return report.files[0]
+
+
+def rules(result) -> set[str]:  # type: ignore[no-untyped-def]
+    return {f.rule_id for f in result.findings}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+WRAPPERS = {
+    "gzip": gzip.compress,
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "zlib": zlib.compress,
+    "zip": lambda d: _zip({"weights/config.txt": d}),
+    "tar": lambda d: _tar({"model/data.pkl": d}),
+    "zip-in-zip": lambda d: _zip({"inner.zip": _zip({"x": d})}),
+    "gzip-tar": lambda d: gzip.compress(_tar({"a/b": d})),
+}
+
+
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+def test_payload_is_found_in_every_container(tmp_path: Path, wrapper: str) -> None:
+    result = scan_bytes(tmp_path, WRAPPERS[wrapper](EVIL))
+    assert result.verdict is Verdict.DANGEROUS
+    assert "MG101" in rules(result)
+    assert result.complete
+
+
+@pytest.mark.parametrize("wrapper", list(WRAPPERS))
+def test_clean_pickle_in_every_container_is_safe(tmp_path: Path, wrapper: str) -> None:
+    result = scan_bytes(tmp_path, WRAPPERS[wrapper](CLEAN))
+    assert result.verdict is Verdict.SAFE, result.findings
+    assert result.complete
+
+
+def test_protocol0_pickle_under_a_neutral_name_in_a_zip(tmp_path: Path) -> None:
+    p0 = b"cos\nsystem\n(S'id'\ntR."
+    result = scan_bytes(tmp_path, _zip({"weights/config.txt": p0}), "m.zip")
+    assert "MG101" in rules(result)
+
+
+def test_polyglot_pickle_then_zip(tmp_path: Path) -> None:
+    data = EVIL + _zip({"archive/data.pkl": CLEAN})
+    result = scan_bytes(tmp_path, data, "model.pt")
+    assert {"MG202", "MG101"} <= rules(result)
+    assert result.verdict is Verdict.DANGEROUS
+
+
+def test_prepended_junk_before_a_zip(tmp_path: Path) -> None:
+    data = b"\x00\x01\x02junk" * 10 + _zip({"a/data.pkl": CLEAN})
+    result = scan_bytes(tmp_path, data)
+    assert "MG205" in rules(result) and "MG202" not in rules(result)
+
+
+def test_stacked_pickles_are_all_analysed(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, CLEAN + EVIL)
+    assert {"MG101", "MG112"} <= rules(result)
+
+
+def test_trailing_garbage_is_low(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, CLEAN + b"\x00\xff" * 10)
+    assert "MG111" in rules(result)
+    assert result.verdict is Verdict.SAFE
+
+
+def test_execute_then_fail_is_dangerous_and_incomplete(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, EVIL[:-1] + b"\xff\xff")
+    assert result.verdict is Verdict.DANGEROUS
+    assert not result.complete
+    assert result.incomplete[0].rule_id == "MG002"
+
+
+def test_truncated_clean_pickle_is_an_error_not_safe(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, CLEAN[:-5])
+    assert result.verdict is Verdict.ERROR
+
+
+def test_nested_pickle_in_bytes_is_analysed(tmp_path: Path) -> None:
+    outer = (
+        b"\x80\x04\x8c\x06pickle\x8c\x05loads\x93C" + bytes([len(EVIL)]) + EVIL + b"\x85R."
+    )
+    result = scan_bytes(tmp_path, outer)
+    nested = [f for f in result.findings if f.rule_id == "MG101"]
+    assert nested and nested[0].location.members[0].startswith("<pickle:loads@")
+
+
+def test_nested_benign_pickle_through_load_from_bytes_is_safe(tmp_path: Path) -> None:
+    outer = (
+        b"\x80\x02ctorch.storage\n_load_from_bytes\nC"
+        + bytes([len(CLEAN)])
+        + CLEAN
+        + b"\x85R."
+    )
+    result = scan_bytes(tmp_path, outer)
+    assert result.verdict is Verdict.SAFE, result.findings
+
+
+def test_loader_of_a_path_is_a_trampoline(tmp_path: Path) -> None:
+    data = b"\x80\x02cnumpy\nload\nX\x07\x00\x00\x00x.npy  N\x88\x87R."
+    result = scan_bytes(tmp_path, data)
+    assert "MG106" in rules(result)
+
+
+def test_numpy_object_array(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.array(["a", None], dtype=object), allow_pickle=True)
+    result = scan_bytes(tmp_path, buf.getvalue(), "a.npy")
+    assert "MG206" in rules(result)
+    assert result.verdict is Verdict.SAFE
+
+
+def test_numpy_object_array_with_payload(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.array([1, 2], dtype=object), allow_pickle=True)
+    data = buf.getvalue()
+    header_end = data.index(b"\n") + 1
+    result = scan_bytes(tmp_path, data[:header_end] + EVIL, "a.npy")
+    assert result.verdict is Verdict.DANGEROUS
+
+
+def test_text_and_unknown_files(tmp_path: Path) -> None:
+    assert scan_bytes(tmp_path, b"# Title\ncontents\nmore\n", "README.md").findings == ()
+    unknown = scan_bytes(tmp_path, bytes(range(200, 256)) * 4, "blob.dat")
+    assert rules(unknown) == {"MG210"}
+    assert unknown.verdict is Verdict.SAFE and unknown.complete
+
+
+def test_text_that_reads_as_protocol0_globals_is_not_a_pickle(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, b"contents\nof a file\nsay hi\n", "notes.txt")
+    assert result.findings == () and result.formats == ("text",)
+
+
+def test_lfs_pointer_is_incomplete(tmp_path: Path) -> None:
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"
+    result = scan_bytes(tmp_path, pointer, "model.safetensors")
+    assert result.incomplete[0].rule_id == "MG005"
+    assert result.verdict is Verdict.ERROR
+
+
+@pytest.mark.parametrize(
+    ("magic", "fmt"), [(b"GGUF\x03\x00\x00\x00", "gguf"), (b"\x89HDF\r\n\x1a\n", "hdf5")]
+)
+def test_unanalysed_formats_are_incomplete(tmp_path: Path, magic: bytes, fmt: str) -> None:
+    result = scan_bytes(tmp_path, magic + b"\x00" * 64)
+    assert result.formats == (fmt,) and result.incomplete[0].rule_id == "MG004"
+
+
+def test_safetensors_header_is_checked(tmp_path: Path) -> None:
+    header = b'{"__metadata__":{"a":"b"}}'
+    good = len(header).to_bytes(8, "little") + header
+    assert scan_bytes(tmp_path, good, "m.safetensors").verdict is Verdict.SAFE
+    bad = (12).to_bytes(8, "little") + b"{not json!!}"
+    assert scan_bytes(tmp_path, bad, "n.safetensors").verdict is Verdict.ERROR
+
+
+def test_extension_mismatch(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, CLEAN, "weights.safetensors")
+    assert rules(result) == {"MG201"}
+    assert scan_bytes(tmp_path, CLEAN, "weights.bin").findings == ()
+
+
+def test_depth_limit_makes_result_incomplete(tmp_path: Path) -> None:
+    data = CLEAN
+    for _ in range(6):
+        data = _zip({"n.zip": data})
+    policy = Policy(limits=Limits(max_depth=3))
+    result = scan_bytes(tmp_path, data, policy=policy)
+    assert any(i.rule_id == "MG003" and "max_depth" in i.reason for i in result.incomplete)
+    assert result.verdict is Verdict.ERROR
+
+
+def test_decompression_bomb_is_bounded(tmp_path: Path) -> None:
+    bomb = gzip.compress(b"\x00" * (64 * 1024 * 1024))
+    policy = Policy(limits=Limits(max_member_bytes=4 * 1024 * 1024))
+    result = scan_bytes(tmp_path, bomb, policy=policy)
+    assert any(i.rule_id == "MG003" for i in result.incomplete)
+
+
+def test_folder_gets_a_result_for_every_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.weird-ext").write_bytes(EVIL)
+    (tmp_path / "b").write_bytes(CLEAN)
+    (tmp_path / "c.txt").write_text("hello\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: x\n")
+    report = modelguard.scan(tmp_path)
+    shown = [f.path for f in report.files]
+    base = tmp_path.as_posix()
+    assert shown == [f"{base}/b", f"{base}/c.txt", f"{base}/sub/a.weird-ext"]
+    assert report.verdict is Verdict.DANGEROUS
+
+
+def test_missing_target_raises(tmp_path: Path) -> None:
+    with pytest.raises(SourceError):
+        modelguard.scan(tmp_path / "nope")
+
+
+def test_empty_folder_is_not_complete(tmp_path: Path) -> None:
+    report = modelguard.scan(tmp_path)
+    assert not report.complete and report.verdict is Verdict.ERROR
+
+
+def test_unreadable_file_is_incomplete(tmp_path: Path) -> None:
+    path = tmp_path / "x.pkl"
+    path.write_bytes(CLEAN)
+    path.chmod(0)
+    report = modelguard.scan(path)
+    path.chmod(0o600)
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root can read mode-0 files")
+    assert report.files[0].incomplete[0].rule_id == "MG001"
