@@ -13,7 +13,7 @@ from enum import Enum
 
 from modelguard.errors import FormatError
 
-__all__ = ["OPCODES", "Arg", "Opcode", "Op", "iter_opcodes"]
+__all__ = ["OPCODES", "Arg", "Op", "Opcode", "iter_opcodes"]
 
 
 class Arg(Enum):

@@ -65,25 +65,37 @@ class _Fail(Exception):
 class _Window:
     """A growing window of a blob, starting at an absolute offset."""
 
-    __slots__ = ("base", "blob", "cap", "data")
+    __slots__ = ("base", "blob", "cap", "data", "limit")
 
-    def __init__(self, blob: Blob, base: int, cap: int, chunk: int = _CHUNK) -> None:
+    def __init__(self, blob: Blob, base: int, limit: int, chunk: int = _CHUNK) -> None:
         self.blob = blob
         self.base = base
-        self.cap = cap
-        self.data = blob.read(base, min(chunk, cap))
+        self.limit = limit  # max_pickle_bytes
+        self.cap = min(limit, max(blob.size - base, 0))
+        self.data = blob.read(base, min(chunk, self.cap))
 
     def grow(self, need: int) -> bytes:
-        """Extend the window so it holds at least `need` bytes (relative), if the blob has them."""
+        """Extend the window to `need` bytes (relative) when the blob has them.
+
+        Returns the (possibly unchanged) data; callers treat a short result as truncation.
+
+        Raises:
+            LimitExceeded: the stream would be longer than max_pickle_bytes.
+        """
         have = len(self.data)
         if need <= have:
             return self.data
         if need > self.cap:
-            raise LimitExceeded(
-                "max_pickle_bytes",
-                f"pickle stream longer than max_pickle_bytes ({self.cap} bytes)",
-                self.base + have,
-            )
+            if self.cap < self.limit:
+                need = self.cap  # the blob ends first: the caller sees a truncated stream
+            else:
+                raise LimitExceeded(
+                    "max_pickle_bytes",
+                    f"pickle stream longer than max_pickle_bytes ({self.limit} bytes)",
+                    self.base + have,
+                )
+            if need <= have:
+                return self.data
         want = min(max(need - have, have, 256), self.cap - have)
         more = self.blob.read(self.base + have, want)
         if more:
@@ -92,9 +104,10 @@ class _Window:
 
     def jump(self, rel: int) -> bytes:
         """Restart the window at relative offset `rel` (skipping raw data in between)."""
+        # Skipped raw data does not count against max_pickle_bytes; opcodes still do.
         self.base += rel
-        self.cap -= rel
-        self.data = self.blob.read(self.base, min(_CHUNK, max(self.cap, 0)))
+        self.cap = min(self.limit, max(self.blob.size - self.base, 0))
+        self.data = self.blob.read(self.base, min(_CHUNK, self.cap))
         return self.data
 
 
@@ -103,7 +116,7 @@ def _decode_string_line(raw: bytes, at: int) -> str:
     if len(raw) < 2 or raw[0] != raw[-1] or raw[0] not in b"'\"":
         raise _Fail("STRING opcode argument must be quoted", at)
     try:
-        value, _ = codecs.escape_decode(raw[1:-1])  # type: ignore[attr-defined]
+        value, _ = codecs.escape_decode(raw[1:-1])
     except ValueError as exc:
         raise _Fail(f"STRING: bad escape ({exc})", at) from None
     # Python 3 unpickles str8 with the caller's encoding ("ASCII" by default, torch passes
@@ -174,7 +187,7 @@ def run_pickle(
     result = PickleResult(start=start)
     if registry is None:
         registry = {}
-    win = _Window(blob, start, min(limits.max_pickle_bytes, max(blob.size - start, 0)), chunk)
+    win = _Window(blob, start, limits.max_pickle_bytes, chunk)
     try:
         _execute(win, result, limits, registry, depth)
     except _Fail as exc:
@@ -186,7 +199,7 @@ def run_pickle(
     return result
 
 
-def _execute(  # noqa: C901 - one dispatch loop is the fastest way to decode in Python
+def _execute(
     win: _Window, result: PickleResult, limits: Limits, registry: ExtRegistry, depth: int
 ) -> None:
     data = win.data
@@ -225,7 +238,8 @@ def _execute(  # noqa: C901 - one dispatch loop is the fastest way to decode in 
                 )
             if len(stack) > limits.max_stack or len(marks) > limits.max_stack:
                 raise LimitExceeded(
-                    "max_stack", f"symbolic stack deeper than max_stack ({limits.max_stack})",
+                    "max_stack",
+                    f"symbolic stack deeper than max_stack ({limits.max_stack})",
                     base + at,
                 )
             if len(memo) > limits.max_memo:
@@ -402,18 +416,16 @@ def _execute(  # noqa: C901 - one dispatch loop is the fastest way to decode in 
             if len(stack) <= fence:
                 raise fail("unpickling stack underflow", at)
             target = stack[-1]
-            if isinstance(target, ListV):
-                target.items.extend(vals)
-            elif isinstance(target, CallResult):
+            if isinstance(target, (ListV, CallResult)):
                 target.items.extend(vals)
             elif vals:
                 result.mutations.append(Mutation("append", target, vals, base + at))
         elif code == 0x51:  # BINPERSID
             if len(stack) <= fence:
                 raise fail("unpickling stack underflow", at)
-            ref = PersRef(stack.pop(), base + at)
-            result.persids.append(ref)
-            stack.append(ref)
+            pref = PersRef(stack.pop(), base + at)
+            result.persids.append(pref)
+            stack.append(pref)
         elif code == 0x72 or code == 0x6A:  # LONG_BINPUT, LONG_BINGET
             if pos + 4 > n:
                 data = win.grow(pos + 4)
@@ -514,11 +526,11 @@ def _execute(  # noqa: C901 - one dispatch loop is the fastest way to decode in 
                 raise fail("could not find MARK", at)
             k = marks.pop()
             fence = marks[-1] if marks else 0
-            items = stack[k:]
+            objs = stack[k:]
             del stack[k:]
-            if not items:
+            if not objs:
                 raise fail("OBJ without a class", at)
-            call = CallResult(items[0], tuple(items[1:]), None, base + at, "obj")
+            call = CallResult(objs[0], tuple(objs[1:]), None, base + at, "obj")
             calls.append(call)
             stack.append(call)
         elif code == 0x95:  # FRAME
@@ -612,9 +624,7 @@ def _execute(  # noqa: C901 - one dispatch loop is the fastest way to decode in 
             if len(stack) <= fence:
                 raise fail("unpickling stack underflow", at)
             target = stack[-1]
-            if isinstance(target, SetV):
-                target.items.extend(vals)
-            elif isinstance(target, CallResult):
+            if isinstance(target, (SetV, CallResult)):
                 target.items.extend(vals)
             elif vals:
                 result.mutations.append(Mutation("additems", target, vals, base + at))
@@ -807,7 +817,9 @@ def _model_call(call: CallResult, registry: ExtRegistry) -> None:
             registry[code] = (module, name)
 
 
-def _model_registry_write(target: object, pairs: list[tuple[object, object]], reg: ExtRegistry) -> None:
+def _model_registry_write(
+    target: object, pairs: list[tuple[object, object]], reg: ExtRegistry
+) -> None:
     """Apply writes into copyreg's inverted registry (what EXT opcodes look codes up in)."""
     if (
         isinstance(target, GlobalRef)
@@ -856,12 +868,12 @@ def _joblib_array(
             raise _Fail(f"joblib object array pickle: {inner.error}", inner.end)
         return inner.end - abs_pos
     skip = 0
-    if "numpy_array_alignment_bytes" in {k for k, _ in state.pairs if isinstance(k, str)}:
-        if state.get("numpy_array_alignment_bytes") is not None:
-            pad = win.blob.read(abs_pos, 1)
-            if not pad:
-                raise _Fail("joblib array: missing alignment padding", abs_pos)
-            skip = 1 + pad[0]
+    # joblib >= 1.2 pads array data to an alignment: one length byte, then that many bytes.
+    if state.get("numpy_array_alignment_bytes") is not None:
+        pad = win.blob.read(abs_pos, 1)
+        if not pad:
+            raise _Fail("joblib array: missing alignment padding", abs_pos)
+        skip = 1 + pad[0]
     count = 1
     for dim in shape:
         if dim < 0:

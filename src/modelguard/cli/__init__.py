@@ -1,0 +1,250 @@
+"""The `modelguard` command line: `scan` and `explain`.
+
+The CLI owns argv, streams, colour and exit codes; the library never prints. stdout carries
+only the report; the one-line summary, progress and errors go to stderr.
+
+Exit codes (`ExitCode`): 0 the scan is complete and no finding is at or above `--fail-on`;
+1 at least one blocking finding (this wins over 2, so a known-bad file is never hidden behind
+another file's read error); 2 the scan is incomplete (a file could not be fully analysed, or
+nothing was scanned) or the command line, a target or the policy file is invalid.
+
+Only light standard-library modules are imported here at import time, so that
+`modelguard --version` and `--help` start fast; every command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from modelguard._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from modelguard.cli.console import ProgressCallback
+    from modelguard.policy import Policy
+    from modelguard.results import ScanReport
+
+    ScanFn = Callable[..., ScanReport]
+    LoadPolicyFn = Callable[[str | None], Policy]
+
+__all__ = ["ExitCode", "build_parser", "exit_code", "main", "run"]
+
+
+class ExitCode(IntEnum):
+    """The process exit codes of `modelguard`."""
+
+    OK = 0
+    FINDINGS = 1
+    INCOMPLETE = 2
+    USAGE = 2  # an alias: argparse exits 2 on usage errors, and a bad invocation scans nothing
+
+
+FORMATS = ("text", "json", "sarif")
+"""Values of `--format`; the same as `modelguard.report.OutputFormat` (a test checks it)."""
+
+FAIL_ON = ("critical", "high", "medium", "low", "never")
+"""Values of `--fail-on`: a severity name, or `never`."""
+
+_EPILOG = """\
+exit codes:
+  0  the scan is complete and no finding is at or above --fail-on
+  1  at least one finding is at or above --fail-on (wins over 2)
+  2  the scan is incomplete, nothing was scanned, or the command line is invalid
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `modelguard` command."""
+    parser = argparse.ArgumentParser(
+        prog="modelguard",
+        description="Statically scan ML model files for code that would run when they are "
+        "loaded. Nothing scanned is ever loaded or executed.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"modelguard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    scan = commands.add_parser(
+        "scan",
+        help="scan files and directories",
+        description="Scan model files and directories; write the report to stdout.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to scan")
+    scan.add_argument("--format", choices=FORMATS, default="text", help="report format")
+    scan.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    gate = scan.add_mutually_exclusive_group()
+    gate.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default=None,
+        help="lowest severity that fails the run (default: the policy's, normally medium)",
+    )
+    gate.add_argument(
+        "--strict",
+        dest="fail_on",
+        action="store_const",
+        const="low",
+        help="same as --fail-on low",
+    )
+    scan.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (default: modelguard.toml or [tool.modelguard] in pyproject.toml)",
+    )
+    scan.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary and no progress on stderr"
+    )
+    scan.add_argument("--no-progress", action="store_true", help="no progress display")
+    scan.set_defaults(handler=_cmd_scan)
+
+    explain = commands.add_parser(
+        "explain",
+        help="describe a rule",
+        description="Print a rule's id, name, default severity and help text.",
+    )
+    explain.add_argument("rule", nargs="?", metavar="RULE", help="rule id, e.g. MG101")
+    explain.add_argument("--list", action="store_true", help="list every rule")
+    explain.set_defaults(handler=_cmd_explain)
+    return parser
+
+
+def exit_code(report: ScanReport) -> ExitCode:
+    """Return the exit code for `report`: FINDINGS, else INCOMPLETE, else OK."""
+    if report.blocking:
+        return ExitCode.FINDINGS
+    if not report.complete:
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
+
+
+def _engine() -> tuple[ScanFn, LoadPolicyFn]:
+    """Return `(scan, load_policy)`; imported here so that light commands stay light."""
+    from modelguard.policy import load_policy
+    from modelguard.scanner import scan
+
+    return scan, load_policy
+
+
+def _cmd_scan(args: argparse.Namespace) -> ExitCode:
+    import dataclasses
+
+    from modelguard.cli import console
+    from modelguard.errors import ModelGuardError
+    from modelguard.report import OutputFormat, render
+    from modelguard.report.text import summary_line
+    from modelguard.results import Severity
+
+    fmt = OutputFormat(args.format)
+    show_progress = not (args.quiet or args.no_progress) and console.is_tty(sys.stderr)
+    try:
+        scan, load_policy = _engine()
+        policy = load_policy(args.policy)
+        if args.fail_on is not None:
+            fail_on = None if args.fail_on == "never" else Severity(args.fail_on)
+            policy = dataclasses.replace(policy, fail_on=fail_on)
+        progress: ProgressCallback | None
+        with console.progress_reporter(show_progress) as progress:
+            report = scan(args.paths, policy=policy, progress=progress)
+    except ModelGuardError as exc:  # SourceError, ConfigError: a bad target or option
+        console.error(str(exc))
+        return ExitCode.USAGE
+
+    color = fmt is OutputFormat.TEXT and args.output is None and console.wants_color(sys.stdout)
+    text = render(report, fmt, color=color)
+    if args.output is None:
+        console.write(sys.stdout, text)
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            console.error(f"cannot write {args.output}: {exc.strerror or exc}")
+            return ExitCode.USAGE
+    if not args.quiet:
+        console.write(sys.stderr, summary_line(report) + "\n")
+    return exit_code(report)
+
+
+def _cmd_explain(args: argparse.Namespace) -> ExitCode:
+    from modelguard.cli import console
+    from modelguard.rules import RULES
+
+    if args.list:
+        if args.rule is not None:
+            console.error("give a rule id or --list, not both")
+            return ExitCode.USAGE
+        width = max(len(rule.name) for rule in RULES.values())
+        lines = []
+        for rule_id in sorted(RULES):
+            rule = RULES[rule_id]
+            severity = "-" if rule.severity is None else rule.severity.value
+            lines.append(f"{rule.id}  {rule.name:<{width}}  {severity:<8}  {rule.summary}\n")
+        console.write(sys.stdout, "".join(lines))
+        return ExitCode.OK
+    if args.rule is None:
+        console.error("give a rule id (e.g. MG101) or --list")
+        return ExitCode.USAGE
+    found = RULES.get(args.rule.strip().upper())
+    if found is None:
+        console.error(f"unknown rule {args.rule!r} (see 'modelguard explain --list')")
+        return ExitCode.USAGE
+    if found.severity is None:
+        severity = "none: this rule marks the scan incomplete (exit code 2)"
+    else:
+        severity = found.severity.value
+    console.write(
+        sys.stdout,
+        f"{found.id} {found.name}\ndefault severity: {severity}\n\n"
+        f"{found.summary}\n\n{found.help}\n",
+    )
+    return ExitCode.OK
+
+
+def _status(code: Any) -> int:
+    # SystemExit.code: None means success, an int is the status, anything else was printed.
+    if code is None:
+        return ExitCode.OK
+    if isinstance(code, int):
+        return code
+    return ExitCode.USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: `sys.argv[1:]`) and return the exit code.
+
+    Never raises SystemExit: `--help`, `--version` and usage errors return 0 or 2.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return _status(exc.code)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("modelguard: error: a command is required (scan, explain)\n")
+        return ExitCode.USAGE
+    try:
+        return int(args.handler(args))
+    except Exception:
+        # A crash must never read as "findings" (1) or "clean" (0): fail closed with 2.
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.write("modelguard: internal error; the scan is incomplete\n")
+        return ExitCode.INCOMPLETE
+
+
+def run() -> None:
+    """Console-script entry point: exit with `main()`'s code (130 on Ctrl-C)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,44 @@
+"""Rendering of a `ScanReport` as text, JSON or SARIF.
+
+Rendering only: this package takes a finished report and returns a string. It never scans,
+prints or touches the file system (the JSON Schema it ships is read on request).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import assert_never
+
+from modelguard.report.json import render_json
+from modelguard.report.sarif import render_sarif
+from modelguard.report.text import render_text
+from modelguard.results import ScanReport
+
+__all__ = ["OutputFormat", "render"]
+
+
+class OutputFormat(Enum):
+    """The report formats: human text, the JSON document, SARIF 2.1.0."""
+
+    TEXT = "text"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+def render(report: ScanReport, fmt: OutputFormat, *, color: bool = False) -> str:
+    """Return `report` rendered as `fmt`, ending with a newline.
+
+    Args:
+        report: the scan report.
+        fmt: the output format.
+        color: ANSI colour in the text format; ignored by the machine formats.
+    """
+    match fmt:
+        case OutputFormat.TEXT:
+            return render_text(report, color=color)
+        case OutputFormat.JSON:
+            return render_json(report)
+        case OutputFormat.SARIF:
+            return render_sarif(report)
+        case _:
+            assert_never(fmt)
