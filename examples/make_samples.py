@@ -24,23 +24,13 @@ PAYLOAD = (
 def _exec_pickle() -> bytes:
     """Protocol 2: builtins.exec(PAYLOAD) via GLOBAL + REDUCE."""
     code = PAYLOAD.encode()
-    return (
-        b"\x80\x02cbuiltins\nexec\nq\x00X"
-        + len(code).to_bytes(4, "little")
-        + code
-        + b"\x85R."
-    )
+    return b"\x80\x02cbuiltins\nexec\nq\x00X" + len(code).to_bytes(4, "little") + code + b"\x85R."
 
 
 def _dotted_path_pickle() -> bytes:
-    """Protocol 4: STACK_GLOBAL ('pathlib', 'os.system') - a dotted path through a harmless module."""
-    cmd = b"touch \"${TMPDIR:-/tmp}/modelguard-canary\""
-    return (
-        b"\x80\x04\x8c\x07pathlib\x8c\tos.system\x93\x8c"
-        + bytes([len(cmd)])
-        + cmd
-        + b"\x85R."
-    )
+    """Protocol 4: STACK_GLOBAL pathlib + "os.system", a dotted path through a harmless module."""
+    cmd = b'touch "${TMPDIR:-/tmp}/modelguard-canary"'
+    return b"\x80\x04\x8c\x07pathlib\x8c\tos.system\x93\x8c" + bytes([len(cmd)]) + cmd + b"\x85R."
 
 
 def main() -> None:

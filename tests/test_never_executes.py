@@ -23,7 +23,9 @@ CANARY_MODULE = "mg_canary_payload_mod"
 def _pickles(canary: Path) -> dict[str, bytes]:
     """Hostile pickles in several containers; every payload only touches `canary`."""
     cmd = f"touch {canary}".encode()
-    reduce_system = b"\x80\x02cos\nsystem\nq\x00X" + len(cmd).to_bytes(4, "little") + cmd + b"\x85R."
+    reduce_system = (
+        b"\x80\x02cos\nsystem\nq\x00X" + len(cmd).to_bytes(4, "little") + cmd + b"\x85R."
+    )
     import_canary = f"c{CANARY_MODULE}\nboom\n)R.".encode()
     exec_p0 = f"cbuiltins\nexec\n(Vopen({str(canary)!r}, 'w').close()\ntR.".encode()
     buf = io.BytesIO()
@@ -96,8 +98,10 @@ def test_scan_raises_no_execution_audit_events(tmp_path: Path) -> None:
     assert all(str(samples) in args for _, args in opened), opened
     assert not [e for e in events if e[0] != "open"], events
     assert not canary.exists()
+    # The unknown module is "suspicious" (not on the allowlist), the rest "dangerous"; all block.
+    assert out["verdicts"].pop("import.pkl") == "suspicious"
     assert all(v == "dangerous" for v in out["verdicts"].values()), out["verdicts"]
-    assert set(out["verdicts"]) == set(_pickles(canary))
+    assert set(out["verdicts"]) | {"import.pkl"} == set(_pickles(canary))
 
 
 def test_payload_module_really_creates_the_canary_when_imported(tmp_path: Path) -> None:

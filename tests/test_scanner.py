@@ -125,21 +125,14 @@ def test_truncated_clean_pickle_is_an_error_not_safe(tmp_path: Path) -> None:
 
 
 def test_nested_pickle_in_bytes_is_analysed(tmp_path: Path) -> None:
-    outer = (
-        b"\x80\x04\x8c\x06pickle\x8c\x05loads\x93C" + bytes([len(EVIL)]) + EVIL + b"\x85R."
-    )
+    outer = b"\x80\x04\x8c\x06pickle\x8c\x05loads\x93C" + bytes([len(EVIL)]) + EVIL + b"\x85R."
     result = scan_bytes(tmp_path, outer)
     nested = [f for f in result.findings if f.rule_id == "MG101"]
     assert nested and nested[0].location.members[0].startswith("<pickle:loads@")
 
 
 def test_nested_benign_pickle_through_load_from_bytes_is_safe(tmp_path: Path) -> None:
-    outer = (
-        b"\x80\x02ctorch.storage\n_load_from_bytes\nC"
-        + bytes([len(CLEAN)])
-        + CLEAN
-        + b"\x85R."
-    )
+    outer = b"\x80\x02ctorch.storage\n_load_from_bytes\nC" + bytes([len(CLEAN)]) + CLEAN + b"\x85R."
     result = scan_bytes(tmp_path, outer)
     assert result.verdict is Verdict.SAFE, result.findings
 

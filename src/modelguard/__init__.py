@@ -17,7 +17,15 @@ from modelguard.errors import (
     SourceError,
     UnsafeModelError,
 )
-from modelguard.results import FileResult, Finding, Incomplete, Location, ScanReport, Severity, Verdict
+from modelguard.results import (
+    FileResult,
+    Finding,
+    Incomplete,
+    Location,
+    ScanReport,
+    Severity,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from modelguard.config import Limits

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from modelguard._version import __version__
@@ -95,9 +95,7 @@ class _FileScan:
     def incomplete(self, rule_id: str, reason: str, loc: Location) -> None:
         self.coll.incomplete.append(Incomplete(rule_id, reason, loc))
 
-    def finding(
-        self, rule_id: str, message: str, loc: Location, **evidence: str
-    ) -> None:
+    def finding(self, rule_id: str, message: str, loc: Location, **evidence: str) -> None:
         self.coll.findings.append(make_finding(self.policy, rule_id, message, loc, evidence))
 
     def charge(self, nbytes: int, loc: Location) -> bool:
@@ -128,9 +126,7 @@ class _FileScan:
             return "raw"
         sig = pickle_signature(head)
         if head.startswith(LFS_PREFIX):
-            self.incomplete(
-                "MG005", "Git LFS pointer: the model content is not present", loc
-            )
+            self.incomplete("MG005", "Git LFS pointer: the model content is not present", loc)
             return self.mark("git-lfs-pointer")
         if head.startswith(NPY_MAGIC):
             self.numpy(blob, loc)
@@ -252,8 +248,7 @@ class _FileScan:
         if res.complete or res.calls or res.mutations or res.ext_refs or res.nested:
             return True
         return any(
-            self.policy.classify(ref.module, ref.name, ref.proto).klass is Class.DENY
-            or ref.dynamic
+            self.policy.classify(ref.module, ref.name, ref.proto).klass is Class.DENY or ref.dynamic
             for ref in res.imports
         )
 
@@ -320,7 +315,8 @@ class _FileScan:
                 for d in pkl_dirs
             ) and not member.name.endswith(".pkl")
             try:
-                mblob = zipread.open_member(blob, member, self.limits)
+                # Read flagged members as plaintext, as a loader that ignores the flag would.
+                mblob = zipread.open_member(blob, member, self.limits, ignore_encryption=True)
             except LimitExceeded as exc:
                 self.incomplete("MG003", f"zip member: {exc}", mloc)
                 continue
@@ -370,6 +366,9 @@ class _FileScan:
             return None
         try:
             view = tarread.read_tar(blob, self.limits)
+        except tarread.TruncatedTar as exc:
+            self.incomplete("MG002", f"tar: {exc}", loc.at(exc.offset))
+            view = exc.partial
         except LimitExceeded as exc:
             self.incomplete("MG003", f"tar: {exc}", loc.at(exc.offset))
             return self.mark("tar")

@@ -6,10 +6,14 @@ directory and the pickle members, never the tensor storages) and never extract t
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Blob", "BytesBlob", "FileBlob", "SliceBlob"]
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+__all__ = ["Blob", "BlobIO", "BytesBlob", "FileBlob", "SliceBlob"]
 
 
 class Blob(Protocol):
@@ -130,3 +134,66 @@ class SliceBlob:
         if offset < 0 or n <= 0 or offset >= self._size:
             return b""
         return self._base.read(self._start + offset, min(n, self._size - offset))
+
+
+class BlobIO(io.RawIOBase):
+    """A read-only, seekable file object over a blob, for stdlib parsers such as `tarfile`.
+
+    Reads go straight to the blob (no buffering); writing raises ``io.UnsupportedOperation``.
+    """
+
+    def __init__(self, blob: Blob) -> None:
+        super().__init__()
+        self._blob = blob
+        self._pos = 0
+
+    def readable(self) -> bool:
+        """Return True."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return True."""
+        return True
+
+    def tell(self) -> int:
+        """Return the current position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` relative to ``whence``; return the new position.
+
+        Raises:
+            ValueError: a negative resulting position or an unknown ``whence``.
+        """
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._blob.size}.get(whence)
+        if base is None or base + offset < 0:
+            raise ValueError(f"invalid seek: offset {offset}, whence {whence}")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Return up to ``size`` bytes (all remaining bytes if ``size`` is negative or None)."""
+        if size is None or size < 0:
+            size = max(0, self._blob.size - self._pos)
+        data = self._blob.read(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        """Return all remaining bytes."""
+        return self.read(-1)
+
+    def writable(self) -> bool:
+        """Return False."""
+        return False
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        """Raise ``io.UnsupportedOperation``: the blob is read-only."""
+        raise io.UnsupportedOperation("BlobIO is read-only")
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        """Read into ``buffer``; return the number of bytes read."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)

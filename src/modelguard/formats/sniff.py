@@ -96,7 +96,7 @@ _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25
 
 
 def looks_like_onnx(head: bytes) -> bool:
-    """Return True if the bytes start like an ONNX ModelProto (ir_version first, then known fields)."""
+    """Return True if the bytes start like an ONNX ModelProto (ir_version, then known fields)."""
     if len(head) < 4 or head[0] != 0x08:
         return False
     pos = 0

@@ -110,7 +110,7 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
     allow: dict[str, str] = {}
     raw_allow = doc.get("allow", {})
     if not isinstance(raw_allow, dict):
-        raise ConfigError(f"{source}: [allow] must be a table of \"module:qualname\" = reason")
+        raise ConfigError(f'{source}: [allow] must be a table of "module:qualname" = reason')
     for key, reason in raw_allow.items():
         module, colon, name = key.partition(":")
         if not colon or not module or not name:
@@ -139,7 +139,9 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
     values: dict[str, int] = {}
     for key, value in raw_limits.items():
         if key not in valid:
-            raise ConfigError(f"{source}: unknown limit {key!r} (known: {', '.join(sorted(valid))})")
+            raise ConfigError(
+                f"{source}: unknown limit {key!r} (known: {', '.join(sorted(valid))})"
+            )
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{source}: limit {key} must be a positive integer")
         values[key] = value

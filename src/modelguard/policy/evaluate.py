@@ -156,9 +156,9 @@ class _Judge:
                 base = self.denote(args[0], depth + 1)
                 if base is not None and isinstance(args[1], str):
                     return f"{base}.{args[1]}" if not base.endswith(":") else base + args[1]
-            if ruling.name in ("builtins:__import__", "importlib:import_module") and args:
-                if isinstance(args[0], str):
-                    return f"{args[0]}:"
+            importer = ruling.name in ("builtins:__import__", "importlib:import_module")
+            if importer and args and isinstance(args[0], str):
+                return f"{args[0]}:"
         return None
 
     def judge_name(self, dotted: str) -> Ruling:
@@ -178,6 +178,24 @@ class _Judge:
 
     # -- calls ----------------------------------------------------------------------------
     def calls(self, res: PickleResult) -> None:
+        callees = {id(c.func) for c in res.calls}
+        reported: set[str] = set()
+        for ref in res.imports:
+            if ref.dynamic or id(ref) in callees:
+                continue
+            ruling = self.ruling(ref)
+            if ruling.klass is Class.CONDITIONAL and ruling.conditional is not Conditional.BUFFER:
+                if ruling.name in reported:
+                    continue
+                reported.add(ruling.name)
+                self.add(
+                    "MG103",
+                    f"{ruling.name} is used as a value, not called directly: it would run "
+                    "later with arguments nobody checked",
+                    ref.offset,
+                    mechanism="escaped-wrapper",
+                    callee=ruling.name,
+                )
         for call in res.calls:
             func = call.func
             if isinstance(func, GlobalRef) and not func.dynamic:
@@ -269,11 +287,22 @@ class _Judge:
             )
         elif kind is Conditional.PARTIAL:
             inner = args[0] if args else None
-            if isinstance(inner, GlobalRef):
-                return  # the wrapped callable was judged as an import
+            if isinstance(inner, GlobalRef) and not inner.dynamic:
+                wrapped = self.ruling(inner)
+                if wrapped.klass is not Class.CONDITIONAL:
+                    return  # the wrapped callable was judged as an import
+                self.add(
+                    "MG103",
+                    f"functools.partial wraps {wrapped.name}, whose arguments decide whether "
+                    "it is safe",
+                    call.offset,
+                    mechanism="partial",
+                    callee=wrapped.name,
+                )
+                return
             target = self.denote(inner)
-            reached = self.judge_name(target) if target else None
-            if reached is None or reached.klass in (Class.DENY, Class.CONDITIONAL):
+            wrapped_by: Ruling | None = self.judge_name(target) if target else None
+            if wrapped_by is None or wrapped_by.klass in (Class.DENY, Class.CONDITIONAL):
                 self.add(
                     "MG103",
                     f"functools.partial wraps {target or 'a value computed at load time'}",

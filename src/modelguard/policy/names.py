@@ -75,8 +75,25 @@ _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg", "cPickle": 
 # Module-path components that are checked for aliases: a package's submodule may well be
 # called `types` or `signal`, but one called `os` or `_subprocess` is a re-export.
 _CORE_MODULES = frozenset(
-    {"os", "posix", "nt", "sys", "subprocess", "builtins", "socket", "ctypes", "marshal",
-     "importlib", "pickle", "shutil", "pty", "runpy", "pkgutil", "multiprocessing", "io"}
+    {
+        "os",
+        "posix",
+        "nt",
+        "sys",
+        "subprocess",
+        "builtins",
+        "socket",
+        "ctypes",
+        "marshal",
+        "importlib",
+        "pickle",
+        "shutil",
+        "pty",
+        "runpy",
+        "pkgutil",
+        "multiprocessing",
+        "io",
+    }
 )
 # Module-level functions with dunder names that picklers reference legitimately.
 _DUNDER_OK = frozenset({"__newobj__", "__newobj_ex__", "__reduce_ex__"})
