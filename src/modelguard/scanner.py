@@ -29,7 +29,7 @@ from modelguard.formats.sniff import (
     pickle_signature,
     safetensors_header_length,
 )
-from modelguard.picklevm.values import PickleResult
+from modelguard.picklevm.values import GlobalRef, PickleResult
 from modelguard.picklevm.vm import ExtRegistry, run_pickle
 from modelguard.policy import Policy
 from modelguard.policy.evaluate import Collected, evaluate_pickle, make_finding
@@ -119,10 +119,11 @@ class _FileScan:
         self.depth = depth
         head = blob.read(0, 512)
         if raw:
-            # Tensor storage: the loader never unpickles it, but a pickle that would do
-            # something if someone did is still worth reporting.
+            # Tensor storage is read as raw bytes by the loader and never unpickled; random
+            # floats often start like a pickle. Only a complete stream that imports something
+            # dangerous is worth reporting (a payload parked where a second loader may look).
             if pickle_signature(head) is not PickleSignature.NONE:
-                self.pickles(blob, loc, strong=False)
+                self.hidden_in_raw(blob, loc)
             return "raw"
         sig = pickle_signature(head)
         if head.startswith(LFS_PREFIX):
@@ -243,14 +244,31 @@ class _FileScan:
             else:
                 offset += 1
 
-    def accept_weak(self, res: PickleResult) -> bool:
-        """Is a weak-signature stream a pickle? Yes if it completes or would do anything."""
-        if res.complete or res.calls or res.mutations or res.ext_refs or res.nested:
-            return True
+    def hidden_in_raw(self, blob: Blob, loc: Location) -> None:
+        """Report a complete, dangerous pickle parked in raw tensor data; ignore the rest."""
+        res = run_pickle(blob, 0, self.limits, {}, depth=self.depth)
+        if res.complete and self.dangerous_import(res):
+            self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
+
+    def dangerous_import(self, res: PickleResult) -> bool:
+        """Return True if the stream imports a denied or load-time-computed name."""
         return any(
-            self.policy.classify(ref.module, ref.name, ref.proto).klass is Class.DENY or ref.dynamic
+            ref.dynamic or self.policy.classify(ref.module, ref.name, ref.proto).klass is Class.DENY
             for ref in res.imports
         )
+
+    def accept_weak(self, res: PickleResult) -> bool:
+        """Is a weak-signature stream a pickle?
+
+        Yes if it completes, imports something dangerous, or calls or modifies something it
+        imported: that is what a loader would act on. Random bytes and text rarely get that
+        far (an EXT code or a call of a literal alone does not count).
+        """
+        if res.complete or res.nested or self.dangerous_import(res):
+            return True
+        if any(isinstance(c.func, GlobalRef) for c in res.calls):
+            return True
+        return any(isinstance(m.target, GlobalRef) for m in res.mutations)
 
     def nested(self, data: bytes, loc: Location) -> Collected:
         """Scan bytes a loader call inside a pickle would deserialise."""

@@ -1241,8 +1241,8 @@ def _main_types(protocol: int) -> Callable[[Path], Path]:
 
 
 def _simple_namespace(d: Path) -> Path:
-    # types.SimpleNamespace is inert, but nothing from the types module is allowlisted (it also
-    # holds FunctionType and CodeType), so this sample is left to the scanner.
+    # types.SimpleNamespace is an inert attribute bag; it is the one exact entry from the types
+    # module (FunctionType and CodeType stay critical).
     return _dump(types.SimpleNamespace(lr=0.1, epochs=3), d / "simple_namespace.pkl", 4)
 
 
@@ -1290,7 +1290,7 @@ def _dill_dump(d: Path) -> Path:
 
 def _dill_numpy(d: Path) -> Path:
     # dill pickles ndarrays through its own dill._dill._create_array(f, args, state, npdict),
-    # which calls f(*args): a generic call wrapper, so it is not allowlisted.
+    # which calls f(*args); it is allowlisted because f is itself a global judged on its own.
     import dill
 
     path = d / "arrays.dill"
@@ -1492,13 +1492,7 @@ def _registry() -> tuple[BenignSample, ...]:
         for p in (0, 2, 4)
     ]
     samples += [
-        BenignSample(
-            "stdlib-simple-namespace",
-            "stdlib",
-            _simple_namespace,
-            may_be_suspicious=True,
-            unlisted=frozenset({"types:SimpleNamespace"}),
-        ),
+        BenignSample("stdlib-simple-namespace", "stdlib", _simple_namespace),
         BenignSample(
             "stdlib-regex-pattern",
             "stdlib",
@@ -1507,14 +1501,7 @@ def _registry() -> tuple[BenignSample, ...]:
             unlisted=frozenset({"re:_compile"}),
         ),
         BenignSample("dill-plain-data", "dill", _dill_dump, requires=("dill",)),
-        BenignSample(
-            "dill-numpy-arrays",
-            "dill",
-            _dill_numpy,
-            may_be_suspicious=True,
-            requires=("dill", "numpy"),
-            unlisted=frozenset({"dill._dill:_create_array"}),
-        ),
+        BenignSample("dill-numpy-arrays", "dill", _dill_numpy, requires=("dill", "numpy")),
         BenignSample(
             "cloudpickle-plain-data",
             "cloudpickle",

@@ -149,6 +149,12 @@ class _Judge:
             if value.dynamic:
                 return None
             return self.ruling(value).name
+        if isinstance(value, PersRef):
+            # torch's legacy persistent_load returns the class for ("module", cls, file, src).
+            pid = value.pid
+            if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module":
+                return self.denote(pid[1], depth + 1)
+            return None
         if isinstance(value, CallResult) and isinstance(value.func, GlobalRef):
             ruling = self.ruling(value.func)
             args = value.args if isinstance(value.args, tuple) else ()
@@ -250,6 +256,18 @@ class _Judge:
         if kind is Conditional.GETATTR:
             target = self.denote(call)
             if target is None:
+                instance = _instance_attribute(args)
+                if instance is not None:
+                    # An attribute of an object built by this stream: a bound method or a
+                    # value. Unknown rather than dangerous; calling it is judged on its own.
+                    cls = self.denote(instance[0]) or "?"
+                    self.add(
+                        "MG102",
+                        f"getattr reads {instance[1]!r} from an instance of {cls}",
+                        call.offset,
+                        **{"global": f"{cls}().{instance[1]}", "mechanism": "getattr"},
+                    )
+                    return
                 self.add(
                     "MG103",
                     "getattr on an object or with a name computed at load time",
@@ -377,6 +395,16 @@ def _describe(value: object) -> str:
     if isinstance(value, PersRef):
         return "a persistent id"
     return type(value).__name__
+
+
+def _instance_attribute(args: tuple[object, ...] | None) -> tuple[object, str] | None:
+    """Return (class, attribute) for getattr(<instance built by a class call>, "name")."""
+    if args is None or len(args) < 2 or not isinstance(args[1], str):
+        return None
+    obj = args[0]
+    if isinstance(obj, CallResult) and isinstance(obj.func, GlobalRef):
+        return (obj.func, args[1])
+    return None
 
 
 def _embedded_bytes(value: object, judge: _Judge) -> bytes | None:

@@ -1,0 +1,25 @@
+"""Shared fixtures: benign artifacts built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factories.benign import SAMPLES
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Build each benign sample at most once per session, on first use."""
+    root = tmp_path_factory.mktemp("benign")
+    samples = {s.id: s for s in SAMPLES}
+
+    class _Lazy(dict[str, Path]):
+        def __missing__(self, sample_id: str) -> Path:
+            directory = root / sample_id
+            directory.mkdir()
+            self[sample_id] = path = samples[sample_id].build(directory)
+            return path
+
+    return _Lazy()
