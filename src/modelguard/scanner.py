@@ -28,6 +28,9 @@ from modelguard.formats.sniff import (
     looks_like_text,
     pickle_signature,
     safetensors_header_length,
+    tar_candidate,
+    wrapper_candidate,
+    zip_candidate,
 )
 from modelguard.picklevm.values import GlobalRef, PickleResult
 from modelguard.picklevm.vm import ExtRegistry, run_pickle
@@ -282,10 +285,10 @@ class _FileScan:
 
     # -- containers --------------------------------------------------------------------------
     def zip(self, blob: Blob, loc: Location, depth: int) -> str | None:
+        if not zip_candidate(blob):
+            return None
         from modelguard.formats import zipread
 
-        if not zipread.find_zip(blob):
-            return None
         try:
             view = zipread.read_zip(blob, self.limits)
         except LimitExceeded as exc:
@@ -378,10 +381,10 @@ class _FileScan:
             )
 
     def tar(self, blob: Blob, loc: Location, depth: int) -> str | None:
+        if not tar_candidate(blob.read(0, 512)):
+            return None
         from modelguard.formats import tarread
 
-        if not tarread.find_tar(blob):
-            return None
         try:
             view = tarread.read_tar(blob, self.limits)
         except tarread.TruncatedTar as exc:
@@ -405,6 +408,8 @@ class _FileScan:
         return "tar"
 
     def wrapper(self, blob: Blob, loc: Location, depth: int) -> str | None:
+        if not wrapper_candidate(blob.read(0, 1)):
+            return None
         from modelguard.formats import compress
 
         kind = compress.detect_wrapper_blob(blob)

@@ -117,3 +117,13 @@ def test_severity_override() -> None:
     data = b"\x80\x02c__main__\nNet\n)\x81."
     policy = Policy(severity={"MG102": Severity.LOW})
     assert _findings(data, policy) == [("MG102", Severity.LOW)]
+
+
+def test_compiled_tables_match_the_toml_sources() -> None:
+    """`tables.json` is generated from the TOML files: `python -m modelguard.policy.names`."""
+    import json
+
+    from modelguard.policy import names
+
+    compiled = json.loads(names._COMPILED.read_text("utf-8"))
+    assert compiled == names.compile_tables(), "run: python -m modelguard.policy.names"

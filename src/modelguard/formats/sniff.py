@@ -15,6 +15,9 @@ __all__ = [
     "looks_like_text",
     "pickle_signature",
     "safetensors_header_length",
+    "tar_candidate",
+    "wrapper_candidate",
+    "zip_candidate",
 ]
 
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/v1"
@@ -155,3 +158,47 @@ def extension_claim(name: str) -> frozenset[str] | None:
     if dot <= slash + 1:
         return None
     return _CLAIMS.get(name[dot:].lower())
+
+
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_EOCD = b"PK\x05\x06"
+_ZIP_TAIL = 22 + 0xFFFF  # the end-of-central-directory record plus the longest comment
+
+
+def zip_candidate(blob: Blob) -> bool:
+    """Return True if the blob starts with a zip local header or ends with an EOCD record.
+
+    Two small reads; `modelguard.formats.zipread.read_zip` decides for real.
+    """
+    if blob.read(0, 4) == _ZIP_LOCAL:
+        return True
+    tail_start = max(0, blob.size - _ZIP_TAIL)
+    return _ZIP_EOCD in blob.read(tail_start, blob.size - tail_start)
+
+
+def tar_candidate(head: bytes) -> bool:
+    """Return True if a 512-byte first block is a ustar/GNU header or a valid v7 header."""
+    if len(head) < 512:
+        return False
+    if head[257:262] == b"ustar":
+        return True
+    # v7: the checksum field holds the octal sum of the header with the field read as
+    # spaces; some old tars summed signed chars (the rule tarfile.calc_chksums applies).
+    field = head[148:156].replace(b"\x00", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    stored = int(field, 8)
+    rest = head[:148] + b" " * 8 + head[156:512]
+    unsigned = sum(rest)
+    signed = unsigned - 256 * sum(1 for c in rest if c > 127)
+    return head[0] != 0 and stored in (unsigned, signed)
+
+
+# First bytes of every wrapper `modelguard.formats.compress` knows: gzip, bz2 ("BZh"), xz,
+# lzma-alone (0x5d), joblib "ZF", lz4, zstd (0x28), 7z ("7"), and zlib (CMF with CM = 8).
+_WRAPPER_FIRST = frozenset(b"\x1f\xfd\x5d\x04\x02\x28BZ7") | frozenset(range(0x08, 0x80, 0x10))
+
+
+def wrapper_candidate(head: bytes) -> bool:
+    """Return True if the first byte could start a compressed wrapper (a cheap pre-screen)."""
+    return bool(head) and head[0] in _WRAPPER_FIRST

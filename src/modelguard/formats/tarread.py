@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from modelguard.config import Limits
 from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob, BlobIO, SliceBlob
+from modelguard.formats.sniff import tar_candidate
 
 __all__ = ["TarMember", "TarView", "TruncatedTar", "find_tar", "open_tar_member", "read_tar"]
 
 _BLOCK = 512
-_MAGIC_AT = 257
-_CHKSUM = slice(148, 156)
 # tarfile raises these on malformed headers (besides TarError) in some code paths.
 _PARSE_ERRORS = (tarfile.TarError, ValueError, UnicodeError, OverflowError, EOFError)
 
@@ -89,25 +88,7 @@ def find_tar(blob: Blob) -> bool:
 
     One read of 512 bytes.
     """
-    head = blob.read(0, _BLOCK)
-    if len(head) < _BLOCK:
-        return False
-    if head[_MAGIC_AT : _MAGIC_AT + 5] == b"ustar":
-        return True
-    return _checksum_ok(head)
-
-
-def _checksum_ok(head: bytes) -> bool:
-    # The checksum field holds the octal sum of the header with the field read as spaces;
-    # some old tars summed signed chars (same rule as tarfile.calc_chksums).
-    field = head[_CHKSUM].replace(b"\x00", b" ").strip()
-    if not field or any(c not in b"01234567" for c in field):
-        return False
-    stored = int(field, 8)
-    rest = head[:148] + b" " * 8 + head[156:]
-    unsigned = sum(rest)
-    signed = unsigned - 256 * sum(1 for c in rest if c > 127)
-    return head[0] != 0 and stored in (unsigned, signed)
+    return tar_candidate(blob.read(0, _BLOCK))
 
 
 def read_tar(blob: Blob, limits: Limits) -> TarView:

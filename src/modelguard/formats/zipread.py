@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from modelguard.config import Limits
 from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
-from modelguard.formats.compress import decode_range
+from modelguard.formats.sniff import zip_candidate
 
 __all__ = [
     "ZipAnomaly",
@@ -129,10 +129,7 @@ def find_zip(blob: Blob) -> bool:
 
     At most two reads: the first 4 bytes, and the last 64 KiB + 22 bytes.
     """
-    if blob.read(0, 4) == _LOCAL_SIG:
-        return True
-    tail_start = max(0, blob.size - _TAIL)
-    return _EOCD_SIG in blob.read(tail_start, blob.size - tail_start)
+    return zip_candidate(blob)
 
 
 def read_zip(blob: Blob, limits: Limits) -> ZipView:
@@ -204,6 +201,8 @@ def open_member(
     length = member.compressed_size
     if length == 0 and member.flags & _FLAG_DEFERRED:  # size unknown: decode to the end
         length = blob.size - member.data_offset
+    from modelguard.formats.compress import decode_range  # only for compressed members
+
     return BytesBlob(decode_range(blob, member.data_offset, length, codec, limits))
 
 

@@ -21,7 +21,6 @@ scanned folder: a model repository must not be able to relax its own scan.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,7 +30,7 @@ from modelguard.errors import ConfigError
 from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
 from modelguard.results import Severity
 
-__all__ = ["Policy", "load_policy", "parse_severity"]
+__all__ = ["Class", "Policy", "Ruling", "load_policy", "parse_severity"]
 
 _KEYS = {"fail_on", "allow", "severity", "limits"}
 
@@ -172,6 +171,8 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
 
 
 def _load_file(path: Path, required: bool) -> Policy | None:
+    import tomllib  # only when a policy file exists
+
     try:
         doc = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
@@ -189,6 +190,3 @@ def _load_file(path: Path, required: bool) -> Policy | None:
             raise ConfigError(f"{path} has no [tool.modelguard] table")
         return None
     return _parse(doc, str(path))
-
-
-__all__ += ["Class", "Ruling"]

@@ -9,9 +9,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import assert_never
 
-from modelguard.report.json import render_json
-from modelguard.report.sarif import render_sarif
-from modelguard.report.text import render_text
 from modelguard.results import ScanReport
 
 __all__ = ["OutputFormat", "render"]
@@ -33,12 +30,19 @@ def render(report: ScanReport, fmt: OutputFormat, *, color: bool = False) -> str
         fmt: the output format.
         color: ANSI colour in the text format; ignored by the machine formats.
     """
+    # Each renderer is imported on use: a CLI run needs only one of them.
     match fmt:
         case OutputFormat.TEXT:
+            from modelguard.report.text import render_text
+
             return render_text(report, color=color)
         case OutputFormat.JSON:
+            from modelguard.report.json import render_json
+
             return render_json(report)
         case OutputFormat.SARIF:
+            from modelguard.report.sarif import render_sarif
+
             return render_sarif(report)
         case _:
             assert_never(fmt)
