@@ -253,3 +253,32 @@ def test_unreadable_file_is_incomplete(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         pytest.skip("root can read mode-0 files")
     assert report.files[0].incomplete[0].rule_id == "MG001"
+
+
+def _legacy_tar(storages: bytes) -> bytes:
+    members = {
+        "sys_info": pickle.dumps({"protocol_version": 1001}, protocol=2),
+        "pickle": pickle.dumps({}, protocol=2),
+        "storages": storages,
+        "tensors": pickle.dumps(0, protocol=2),
+    }
+    return _tar(members)
+
+
+def _storage_record(key: bytes) -> bytes:
+    return (
+        b"\x80\x02(X\x01\x00\x00\x00" + key + b"X\x03\x00\x00\x00cpuctorch\nFloatStorage\ntq\x00."
+    )
+
+
+def test_legacy_tar_storages_are_walked_record_by_record(tmp_path: Path) -> None:
+    three_floats = (3).to_bytes(8, "little") + b"\x80\x02" * 6  # raw data that looks like pickle
+    benign = pickle.dumps(1, protocol=2) + _storage_record(b"0") + three_floats
+    benign += pickle.dumps([], protocol=2)  # storage views
+    result = scan_bytes(tmp_path, _legacy_tar(benign), "old.tar")
+    assert "legacy-torch-tar" in result.formats
+    assert result.verdict is Verdict.SAFE and result.complete, result
+    # The payload hides in the second record's pickle, after the first record's raw data.
+    hostile = pickle.dumps(2, protocol=2) + _storage_record(b"0") + three_floats + EVIL
+    result = scan_bytes(tmp_path, _legacy_tar(hostile), "old2.tar")
+    assert "MG101" in rules(result)

@@ -398,14 +398,78 @@ class _FileScan:
             return self.mark("tar")
         self.seen("tar")
         names = {m.name for m in view.members}
-        if {"sys_info", "pickle", "storages"} <= names:
+        legacy = {"sys_info", "pickle", "storages"} <= names
+        if legacy:
             self.seen("legacy-torch-tar")
         for member in view.members:
             if member.kind != "file":
                 continue
             mloc = loc.inner(member.name)
-            self.analyse(tarread.open_tar_member(blob, member), mloc, depth + 1)
+            mblob = tarread.open_tar_member(blob, member)
+            if legacy and member.name in ("storages", "tensors"):
+                self.depth = depth + 1
+                self.legacy_records(mblob, mloc, member.name)
+            else:
+                self.analyse(mblob, mloc, depth + 1)
         return "tar"
+
+    def legacy_records(self, blob: Blob, loc: Location, kind: str) -> None:
+        """Walk the `storages`/`tensors` member of a legacy torch tar the way torch reads it.
+
+        Both are a count pickle, then per record a pickle followed by raw data whose size
+        the record gives (storages: an 8-byte element count and the elements; tensors: ndim,
+        sizes, strides and offset); `storages` ends with a pickle of storage views. Every
+        pickle there is unpickled by torch.load, so each one is analysed.
+        """
+        pos = 0
+        first = self.legacy_pickle(blob, pos, loc)
+        if first is None:
+            return
+        count = first.value
+        if not isinstance(count, int) or count < 0 or count > self.limits.max_members:
+            self.incomplete("MG002", f"legacy torch {kind}: bad record count {count!r}", loc)
+            return
+        pos = first.end
+        for _ in range(count):
+            rec = self.legacy_pickle(blob, pos, loc)
+            if rec is None:
+                return
+            pos = rec.end
+            if kind == "storages":
+                size = _legacy_element_size(rec.value)
+                head = blob.read(pos, 8)
+                if size is None or len(head) < 8:
+                    self.incomplete(
+                        "MG002", "legacy torch storages: unknown storage record", loc.at(pos)
+                    )
+                    return
+                pos += 8 + int.from_bytes(head, "little", signed=True) * size
+            else:
+                ndim = int.from_bytes(blob.read(pos, 4), "little", signed=True)
+                pos += 8 + 16 * max(ndim, 0) + 8
+            if pos > blob.size or pos < 0:
+                self.incomplete("MG002", f"legacy torch {kind}: record runs past the end", loc)
+                return
+        if kind == "storages":
+            views = self.legacy_pickle(blob, pos, loc)
+            if views is None:
+                return
+            pos = views.end
+        if pos < blob.size:
+            self.finding(
+                "MG111",
+                f"{blob.size - pos} bytes follow the last legacy torch record",
+                loc.at(pos),
+                bytes=str(blob.size - pos),
+            )
+
+    def legacy_pickle(self, blob: Blob, pos: int, loc: Location) -> PickleResult | None:
+        res = run_pickle(blob, pos, self.limits, self.registry, depth=self.depth)
+        self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
+        for anomaly in res.anomalies:
+            if anomaly.span is not None:
+                self.hidden(blob, anomaly.span, loc)
+        return res if res.complete else None
 
     def wrapper(self, blob: Blob, loc: Location, depth: int) -> str | None:
         if not wrapper_candidate(blob.read(0, 1)):
@@ -469,6 +533,23 @@ class _FileScan:
         if not isinstance(header, dict):
             self.incomplete("MG002", "safetensors header is not a JSON object", loc.at(8))
         return self.mark("safetensors")
+
+
+# Bytes per element of the legacy typed storages, by class name (torch/storage.py).
+_LEGACY_ELEMENT_SIZE = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
+    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
+    "QInt8Storage": 1, "QUInt8Storage": 1, "QInt32Storage": 4, "QUInt4x2Storage": 1,
+    "QUInt2x4Storage": 1, "UntypedStorage": 1,
+}  # fmt: skip
+
+
+def _legacy_element_size(record: object) -> int | None:
+    """Element size of a legacy (key, location, storage_type) storage record."""
+    if isinstance(record, tuple) and len(record) == 3 and isinstance(record[2], GlobalRef):
+        return _LEGACY_ELEMENT_SIZE.get(record[2].name)
+    return None
 
 
 def _check_extension(scan: _FileScan, name: str, fmt: str) -> None:
