@@ -282,3 +282,46 @@ def test_legacy_tar_storages_are_walked_record_by_record(tmp_path: Path) -> None
     hostile = pickle.dumps(2, protocol=2) + _storage_record(b"0") + three_floats + EVIL
     result = scan_bytes(tmp_path, _legacy_tar(hostile), "old2.tar")
     assert "MG101" in rules(result)
+
+
+def test_fifo_is_reported_not_opened(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "a.pkl").write_bytes(CLEAN)
+    report = modelguard.scan(tmp_path)
+    pipe = next(f for f in report.files if f.path.endswith("pipe"))
+    assert pipe.incomplete[0].rule_id == "MG001" and "regular" in pipe.incomplete[0].reason
+
+
+def test_symlinked_folder_is_followed_once(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "evil.pkl").write_bytes(EVIL)
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "link").symlink_to(real, target_is_directory=True)
+    (top / "loop").symlink_to(top, target_is_directory=True)
+    report = modelguard.scan(top)
+    assert [Path(f.path).name for f in report.files] == ["evil.pkl"]
+    assert report.verdict is Verdict.DANGEROUS
+
+
+def test_internal_errors_fail_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelguard import scanner
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise ValueError("simulated bug")
+
+    monkeypatch.setattr(scanner._FileScan, "numpy", boom)
+    buf = io.BytesIO()
+    np.save(buf, np.ones(2))
+    result = scan_bytes(tmp_path, buf.getvalue(), "a.npy")
+    assert result.verdict is Verdict.ERROR
+    assert "internal error" in result.incomplete[0].reason
+
+
+def test_gzip_before_a_zip_is_a_polyglot(tmp_path: Path) -> None:
+    data = gzip.compress(EVIL) + _zip({"a": CLEAN})
+    result = scan_bytes(tmp_path, data)
+    assert {"MG202", "MG101"} <= rules(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -365,7 +366,7 @@ class _FileScan:
         before = len(self.formats)
         fmt = self.analyse(SliceBlob(blob, 0, start), ploc, depth + 1)
         del self.formats[before:]
-        if fmt in ("pickle", "legacy-torch", "numpy", "tar"):
+        if fmt not in ("text", "unknown", "raw", "limit"):
             self.finding(
                 "MG202",
                 f"the file is both a {fmt} (first {start} bytes) and a zip archive",
@@ -572,18 +573,26 @@ def _check_extension(scan: _FileScan, name: str, fmt: str) -> None:
 
 
 def scan_file(path: str | os.PathLike[str], display: str, policy: Policy) -> FileResult:
-    """Scan one file and return its result (never raises for problems inside the file)."""
+    """Scan one file and return its result (never raises for problems inside the file).
+
+    Anything that is not a regular file (FIFO, device, socket) is reported as not scanned
+    rather than opened: reading one could block forever or never end.
+    """
     scan = _FileScan(display, policy)
+
+    def unreadable(reason: str) -> FileResult:
+        return FileResult(display, 0, (), (), (Incomplete("MG001", reason, scan.root),))
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return unreadable(f"cannot read the file: {exc.strerror or exc}")
+    if not stat.S_ISREG(info.st_mode):
+        return unreadable("not a regular file (device, FIFO or socket): not read")
     try:
         blob = FileBlob.open(path)
     except OSError as exc:
-        return FileResult(
-            display,
-            0,
-            (),
-            (),
-            (Incomplete("MG001", f"cannot read the file: {exc.strerror or exc}", scan.root),),
-        )
+        return unreadable(f"cannot read the file: {exc.strerror or exc}")
     with blob:
         try:
             fmt = scan.analyse(blob, scan.root, 0)
@@ -592,17 +601,35 @@ def scan_file(path: str | os.PathLike[str], display: str, policy: Policy) -> Fil
             scan.incomplete("MG001", f"read error: {exc.strerror or exc}", scan.root)
         except RecursionError:
             scan.incomplete("MG003", "max_depth reached (recursion)", scan.root)
+        except Exception as exc:  # a scanner bug must fail closed (incomplete), not crash
+            scan.incomplete(
+                "MG002",
+                f"internal error while analysing ({type(exc).__name__}: {exc}); please report it",
+                scan.root,
+            )
         size = blob.size
     findings = sorted_findings(scan.coll.findings)
     incomplete = tuple(dict.fromkeys(scan.coll.incomplete))
-    return FileResult(display, size, tuple(scan.formats), findings, incomplete)
+    formats = tuple(f for f in scan.formats if f not in ("raw", "limit"))
+    return FileResult(display, size, formats, findings, incomplete)
 
 
 def _iter_files(target: Path, display: str) -> Iterator[tuple[Path, str]]:
+    """Yield (path, display path) for every file under `target`, in sorted order.
+
+    Symlinks are followed (loaders follow them; Hugging Face snapshots are made of them);
+    each real directory is walked once, so symlink loops end.
+    """
     if not target.is_dir():
         yield target, display
         return
-    for root, dirs, files in os.walk(target, followlinks=False):
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(target, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
         rel_root = Path(root).relative_to(target)
         for name in sorted(files):
