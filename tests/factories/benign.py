@@ -678,6 +678,34 @@ def _hf_gpt2_state_dict(d: Path) -> Path:
     return path
 
 
+def _hf_whole_model(kind: str) -> Callable[[Path], Path]:
+    """torch.save of a whole transformers model (classes rebuilt by NEWOBJ + BUILD)."""
+
+    def build(d: Path) -> Path:
+        torch = _torch_seed()
+        import transformers
+
+        if kind == "bert":
+            model = transformers.BertModel(
+                transformers.BertConfig(
+                    vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=32, max_position_embeddings=32,
+                )
+            )  # fmt: skip
+        else:
+            model = transformers.GPT2LMHeadModel(
+                transformers.GPT2Config(
+                    vocab_size=64, n_positions=32, n_embd=16, n_layer=1, n_head=2
+                )
+            )
+        path = d / "whole_model.pt"
+        with _quiet():
+            torch.save(model, path)
+        return path
+
+    return build
+
+
 def _hf_rng_state(d: Path) -> Path:
     # What Trainer._save_rng_state writes (CPU only), rebuilt by hand for environments where
     # the full Trainer run is not wanted.
@@ -1383,6 +1411,8 @@ def _registry() -> tuple[BenignSample, ...]:
         ),
         BenignSample("hf-bert-pytorch-model-bin", "transformers", _hf_bert_state_dict, requires=hf),
         BenignSample("hf-gpt2-pytorch-model-bin", "transformers", _hf_gpt2_state_dict, requires=hf),
+        BenignSample("hf-bert-whole-model", "transformers", _hf_whole_model("bert"), requires=hf),
+        BenignSample("hf-gpt2-whole-model", "transformers", _hf_whole_model("gpt2"), requires=hf),
         BenignSample("hf-rng-state-manual", "torch", _hf_rng_state, requires=("torch", "numpy")),
     ]
 

@@ -127,3 +127,16 @@ def test_compiled_tables_match_the_toml_sources() -> None:
 
     compiled = json.loads(names._COMPILED.read_text("utf-8"))
     assert compiled == names.compile_tables(), "run: python -m modelguard.policy.names"
+
+
+def test_construct_only_classes_pass_newobj_but_not_a_call() -> None:
+    cls = b"ctransformers.training_args\nTrainingArguments\n"
+    assert _findings(b"\x80\x02" + cls + b")\x81}b.") == []
+    called = _findings(b"\x80\x02" + cls + b")R.")
+    assert called == [("MG102", Severity.MEDIUM)]
+
+
+def test_transformers_model_classes_are_construct_only() -> None:
+    ruling = classify("transformers.models.bert.modeling_bert", "BertModel")
+    assert ruling.klass is Class.ALLOW and ruling.construct_only
+    assert classify("transformers.models.bert.modeling_bert", "os").klass is not Class.ALLOW

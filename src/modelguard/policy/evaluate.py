@@ -208,6 +208,14 @@ class _Judge:
                 ruling = self.ruling(func)
                 if ruling.klass is Class.CONDITIONAL:
                     self.conditional(call, ruling)
+                elif ruling.construct_only and call.kind in ("reduce", "inst", "obj"):
+                    self.add(
+                        "MG102",
+                        f"calls {ruling.name}, which is allowlisted only for rebuilding by "
+                        "NEWOBJ; a call runs its __init__",
+                        call.offset,
+                        **{"global": ruling.name, "mechanism": call.kind},
+                    )
                 elif ruling.name in _STATE_CALLS:
                     self.add(
                         "MG104",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -110,6 +110,8 @@ class Ruling:
         family: for DENY, the family (code-execution, process, ...).
         reason: for ALLOW, the allowlist reason; for DENY, what matched.
         conditional: for CONDITIONAL, how the call is judged.
+        construct_only: for ALLOW, the class is allowed only when rebuilt by NEWOBJ + BUILD
+            (an `[allow_new]` entry); calling it with REDUCE/INST/OBJ runs its __init__.
     """
 
     klass: Class
@@ -117,6 +119,7 @@ class Ruling:
     family: str = ""
     reason: str = ""
     conditional: Conditional | None = None
+    construct_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,25 +132,27 @@ class NameTables:
     deny_names: Mapping[str, str]  # "module:qualname" -> family
     deny_attrs: Mapping[str, str]  # "module:qualname" whose attributes (only) are denied
     module_aliases: Mapping[str, str]  # bare module-name component -> family
+    new_exact: Mapping[str, str] = field(default_factory=dict)  # construct-only entries
+    new_patterns: tuple[tuple[str, str, str], ...] = ()
 
-    def with_allow(self, entries: Iterable[tuple[str, str]]) -> NameTables:
-        """Return tables with extra allowlist entries ("module:qualname" -> reason) added."""
-        exact = dict(self.allow_exact)
-        patterns = list(self.allow_patterns)
+    def with_allow(
+        self, entries: Iterable[tuple[str, str]], *, construct_only: bool = False
+    ) -> NameTables:
+        """Return tables with extra allowlist entries ("module:qualname" -> reason) added.
+
+        With `construct_only`, the entries go to the NEWOBJ-only table (`[allow_new]`).
+        """
+        exact = dict(self.new_exact if construct_only else self.allow_exact)
+        patterns = list(self.new_patterns if construct_only else self.allow_patterns)
         for key, reason in entries:
             module, _, name = key.partition(":")
             if _is_pattern(key):
                 patterns.append((module, name, reason))
             else:
                 exact[f"{_map_module(module)}:{name}"] = reason
-        return NameTables(
-            exact,
-            tuple(patterns),
-            self.deny_modules,
-            self.deny_names,
-            self.deny_attrs,
-            self.module_aliases,
-        )
+        if construct_only:
+            return replace(self, new_exact=exact, new_patterns=tuple(patterns))
+        return replace(self, allow_exact=exact, allow_patterns=tuple(patterns))
 
 
 def _is_pattern(key: str) -> bool:
@@ -176,14 +181,19 @@ def compile_tables() -> dict[str, object]:
     allow_doc = tomllib.loads((_DATA / "allowlist.toml").read_text("utf-8"))
     deny_doc = tomllib.loads((_DATA / "denylist.toml").read_text("utf-8"))
     allow = allow_doc.get("allow", {})
+    allow_new = allow_doc.get("allow_new", {})
     families = deny_doc.get("families", {})
-    if not isinstance(allow, dict) or not isinstance(families, dict):
+    if not all(isinstance(t, dict) for t in (allow, allow_new, families)):
         raise ValueError("malformed policy tables")
     deny: dict[str, dict[str, list[str]]] = {
         family: {"modules": list(spec.get("modules", ())), "names": list(spec.get("names", ()))}
         for family, spec in families.items()
     }
-    return {"allow": {str(k): str(v) for k, v in allow.items()}, "deny": deny}
+    return {
+        "allow": {str(k): str(v) for k, v in allow.items()},
+        "allow_new": {str(k): str(v) for k, v in allow_new.items()},
+        "deny": deny,
+    }
 
 
 def _build(doc: Mapping[str, Any]) -> NameTables:
@@ -202,7 +212,8 @@ def _build(doc: Mapping[str, Any]) -> NameTables:
     aliases.update({"builtins": "code-execution", "__builtins__": "code-execution"})
     aliases.update({"__builtin__": "code-execution"})
     base = NameTables({}, (), deny_modules, deny_names, deny_attrs, aliases)
-    return base.with_allow(doc["allow"].items())
+    tables = base.with_allow(doc["allow"].items())
+    return tables.with_allow(doc["allow_new"].items(), construct_only=True)
 
 
 @cache
@@ -301,6 +312,14 @@ def classify(module: str, name: str, proto: int = 4, tables: NameTables | None =
         for mod_glob, name_glob, why in tables.allow_patterns:
             if fnmatch.fnmatchcase(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
                 return Ruling(Class.ALLOW, key, reason=why)
+        why_new = tables.new_exact.get(key)
+        if why_new is None:
+            for mod_glob, name_glob, why in tables.new_patterns:
+                if fnmatch.fnmatchcase(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
+                    why_new = why
+                    break
+        if why_new is not None:
+            return Ruling(Class.ALLOW, key, reason=why_new, construct_only=True)
     return Ruling(Class.UNKNOWN, key)
 
 
