@@ -308,12 +308,12 @@ def test_symlinked_folder_is_followed_once(tmp_path: Path) -> None:
 
 
 def test_internal_errors_fail_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelguard import scanner
+    from modelguard import filescan
 
     def boom(*args: object, **kwargs: object) -> None:
         raise ValueError("simulated bug")
 
-    monkeypatch.setattr(scanner._FileScan, "numpy", boom)
+    monkeypatch.setattr(filescan.FileScan, "numpy", boom)
     buf = io.BytesIO()
     np.save(buf, np.ones(2))
     result = scan_bytes(tmp_path, buf.getvalue(), "a.npy")

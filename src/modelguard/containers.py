@@ -1,0 +1,283 @@
+"""Walking containers for the file scan: zip (both readers' views), tar, legacy torch tar
+records, compressed wrappers, and the bytes in front of an archive.
+
+Members are opened in memory through the bounded readers in `modelguard.formats` and handed
+back to `FileScan.analyse`; nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelguard.errors import FormatError, LimitExceeded
+from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
+from modelguard.formats.sniff import tar_candidate, wrapper_candidate, zip_candidate
+from modelguard.picklevm.values import GlobalRef, PickleResult
+from modelguard.picklevm.vm import run_pickle
+from modelguard.policy.evaluate import evaluate_pickle
+from modelguard.results import Location
+
+if TYPE_CHECKING:
+    from modelguard.filescan import FileScan
+
+__all__ = ["walk_tar", "walk_wrapper", "walk_zip"]
+
+_ZIP_FINDING = {
+    "duplicate-name": "MG203",
+    "name-mismatch": "MG203",
+    "local-only": "MG203",
+    "size-mismatch": "MG203",
+    "overlap": "MG203",
+    "bad-offset": "MG203",
+    "flag-bits": "MG204",
+    "crc-mismatch": "MG204",
+    "unsupported-method": "MG204",
+    "encrypted": "MG204",
+}
+
+# Bytes per element of the legacy typed storages, by class name (torch/storage.py).
+_LEGACY_ELEMENT_SIZE = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
+    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
+    "QInt8Storage": 1, "QUInt8Storage": 1, "QInt32Storage": 4, "QUInt4x2Storage": 1,
+    "QUInt2x4Storage": 1, "UntypedStorage": 1,
+}  # fmt: skip
+
+
+def _legacy_element_size(record: object) -> int | None:
+    """Element size of a legacy (key, location, storage_type) storage record."""
+    if isinstance(record, tuple) and len(record) == 3 and isinstance(record[2], GlobalRef):
+        return _LEGACY_ELEMENT_SIZE.get(record[2].name)
+    return None
+
+
+def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | None:
+    """Analyse a zip: anomalies between the two readers' views, bytes in front, every member.
+
+    Returns "zip", or None when the blob is not a zip after all.
+    """
+    if not zip_candidate(blob):
+        return None
+    from modelguard.formats import zipread
+
+    try:
+        view = zipread.read_zip(blob, scan.limits)
+    except LimitExceeded as exc:
+        scan.incomplete("MG003", f"zip: {exc}", loc.at(exc.offset))
+        return scan.mark("zip")
+    except FormatError as exc:
+        if blob.read(0, 4) == b"PK\x03\x04":
+            scan.incomplete("MG002", f"zip: {exc}", loc.at(exc.offset))
+            return scan.mark("zip")
+        return None
+    scan.seen("zip")
+    names = [m.name for m in view.members]
+    pkl_dirs = {n[: -len("data.pkl")] for n in names if n.endswith("data.pkl")}
+    if pkl_dirs:
+        scan.seen("torch-zip")
+    if any(n.startswith("code/") or "/code/" in n for n in names) and pkl_dirs:
+        scan.seen("torchscript")
+    if names and all(n.endswith(".npy") for n in names):
+        scan.seen("npz")
+    for anomaly in view.anomalies:
+        rule = _ZIP_FINDING.get(anomaly.kind)
+        if rule:
+            scan.finding(
+                rule,
+                f"zip {anomaly.kind}: {anomaly.detail}",
+                loc.inner(anomaly.member) if anomaly.member else loc,
+                anomaly=anomaly.kind,
+            )
+    if view.start > 0:
+        walk_prefix(scan, blob, view.start, loc, depth)
+    counts: dict[str, int] = {}
+    for member in view.members:
+        counts[member.name] = counts.get(member.name, 0) + 1
+    seen_names: dict[str, int] = {}
+    for member in view.members:
+        if member.name.endswith("/") and member.size == 0:
+            continue
+        seen_names[member.name] = seen_names.get(member.name, 0) + 1
+        label = member.name
+        if counts[member.name] > 1:
+            label = f"{member.name} (copy {seen_names[member.name]})"
+        mloc = loc.inner(label)
+        raw = any(
+            member.name.startswith(d + "data/") or member.name.startswith(d + ".data/")
+            for d in pkl_dirs
+        ) and not member.name.endswith(".pkl")
+        try:
+            # Read flagged members as plaintext, as a loader that ignores the flag would.
+            mblob = zipread.open_member(blob, member, scan.limits, ignore_encryption=True)
+        except LimitExceeded as exc:
+            scan.incomplete("MG003", f"zip member: {exc}", mloc)
+            continue
+        except FormatError as exc:
+            scan.incomplete("MG002", f"zip member cannot be read: {exc}", mloc)
+            continue
+        if member.method != 0 and not scan.charge(mblob.size, mloc):
+            return "zip"
+        fmt = scan.analyse(mblob, mloc, depth + 1, raw=raw)
+        if fmt in ("pickle", "legacy-torch") and member.size <= 64 * 1024 * 1024:
+            ok = zipread.member_crc_ok(blob, member, scan.limits)
+            if ok is False:
+                scan.finding(
+                    "MG204",
+                    "pickle member has a CRC-32 that does not match its content "
+                    "(PyTorch ignores it, zipfile refuses it)",
+                    mloc,
+                    anomaly="crc-mismatch",
+                )
+    return "zip"
+
+
+def walk_prefix(scan: FileScan, blob: Blob, start: int, loc: Location, depth: int) -> None:
+    """Analyse bytes in front of an archive: a recognised format there makes a polyglot."""
+    ploc = loc.inner("<before-archive>")
+    before = len(scan.formats)
+    fmt = scan.analyse(SliceBlob(blob, 0, start), ploc, depth + 1)
+    del scan.formats[before:]
+    if fmt not in ("text", "unknown", "raw", "limit"):
+        scan.finding(
+            "MG202",
+            f"the file is both a {fmt} (first {start} bytes) and a zip archive",
+            loc,
+            formats=f"{fmt}+zip",
+        )
+    else:
+        scan.finding(
+            "MG205",
+            f"{start} bytes before the zip archive ({fmt})",
+            ploc,
+            bytes=str(start),
+        )
+
+
+def walk_tar(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | None:
+    """Analyse a tar's file members (legacy torch tars record by record); None if not a tar."""
+    if not tar_candidate(blob.read(0, 512)):
+        return None
+    from modelguard.formats import tarread
+
+    try:
+        view = tarread.read_tar(blob, scan.limits)
+    except tarread.TruncatedTar as exc:
+        scan.incomplete("MG002", f"tar: {exc}", loc.at(exc.offset))
+        view = exc.partial
+    except LimitExceeded as exc:
+        scan.incomplete("MG003", f"tar: {exc}", loc.at(exc.offset))
+        return scan.mark("tar")
+    except FormatError as exc:
+        scan.incomplete("MG002", f"tar: {exc}", loc.at(exc.offset))
+        return scan.mark("tar")
+    scan.seen("tar")
+    names = {m.name for m in view.members}
+    legacy = {"sys_info", "pickle", "storages"} <= names
+    if legacy:
+        scan.seen("legacy-torch-tar")
+    for member in view.members:
+        if member.kind != "file":
+            continue
+        mloc = loc.inner(member.name)
+        mblob = tarread.open_tar_member(blob, member)
+        if legacy and member.name in ("storages", "tensors"):
+            scan.depth = depth + 1
+            legacy_records(scan, mblob, mloc, member.name)
+        else:
+            scan.analyse(mblob, mloc, depth + 1)
+    return "tar"
+
+
+def legacy_records(scan: FileScan, blob: Blob, loc: Location, kind: str) -> None:
+    """Walk the `storages`/`tensors` member of a legacy torch tar the way torch reads it.
+
+    Both are a count pickle, then per record a pickle followed by raw data whose size
+    the record gives (storages: an 8-byte element count and the elements; tensors: ndim,
+    sizes, strides and offset); `storages` ends with a pickle of storage views. Every
+    pickle there is unpickled by torch.load, so each one is analysed.
+    """
+    pos = 0
+    first = legacy_pickle(scan, blob, pos, loc)
+    if first is None:
+        return
+    count = first.value
+    if not isinstance(count, int) or count < 0 or count > scan.limits.max_members:
+        scan.incomplete("MG002", f"legacy torch {kind}: bad record count {count!r}", loc)
+        return
+    pos = first.end
+    for _ in range(count):
+        rec = legacy_pickle(scan, blob, pos, loc)
+        if rec is None:
+            return
+        pos = rec.end
+        if kind == "storages":
+            size = _legacy_element_size(rec.value)
+            head = blob.read(pos, 8)
+            if size is None or len(head) < 8:
+                scan.incomplete(
+                    "MG002", "legacy torch storages: unknown storage record", loc.at(pos)
+                )
+                return
+            pos += 8 + int.from_bytes(head, "little", signed=True) * size
+        else:
+            ndim = int.from_bytes(blob.read(pos, 4), "little", signed=True)
+            pos += 8 + 16 * max(ndim, 0) + 8
+        if pos > blob.size or pos < 0:
+            scan.incomplete("MG002", f"legacy torch {kind}: record runs past the end", loc)
+            return
+    if kind == "storages":
+        views = legacy_pickle(scan, blob, pos, loc)
+        if views is None:
+            return
+        pos = views.end
+    if pos < blob.size:
+        scan.finding(
+            "MG111",
+            f"{blob.size - pos} bytes follow the last legacy torch record",
+            loc.at(pos),
+            bytes=str(blob.size - pos),
+        )
+
+
+def legacy_pickle(scan: FileScan, blob: Blob, pos: int, loc: Location) -> PickleResult | None:
+    """Analyse one record pickle; return it when complete, else None."""
+    res = run_pickle(blob, pos, scan.limits, scan.registry, depth=scan.depth)
+    scan.coll.extend(evaluate_pickle(res, loc, scan.policy, scan.nested))
+    for anomaly in res.anomalies:
+        if anomaly.span is not None:
+            scan.hidden(blob, anomaly.span, loc)
+    return res if res.complete else None
+
+
+def walk_wrapper(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | None:
+    """Decompress a gzip/bz2/xz/lzma/zlib/joblib wrapper (bounded) and analyse the content."""
+    if not wrapper_candidate(blob.read(0, 1)):
+        return None
+    from modelguard.formats import compress
+
+    kind = compress.detect_wrapper_blob(blob)
+    if kind is None:
+        return None
+    scan.seen(kind)
+    wloc = loc.inner(f"<{kind}>")
+    try:
+        inner: Blob = compress.decompress(blob, kind, scan.limits)
+    except compress.TruncatedStream as exc:
+        scan.incomplete("MG002", f"{kind}: {exc}", wloc)
+        if exc.partial:
+            scan.analyse(BytesBlob(exc.partial), wloc, depth + 1)
+        return kind
+    except LimitExceeded as exc:
+        scan.incomplete("MG003", f"{kind}: {exc}", wloc)
+        return kind
+    except FormatError as exc:
+        rule = "MG004" if "not supported" in str(exc) else "MG002"
+        scan.incomplete(rule, f"{kind}: {exc}", wloc)
+        return kind
+    if scan.charge(inner.size, wloc):
+        scan.analyse(inner, wloc, depth + 1)
+    return kind
+
+
+# -- simple formats ----------------------------------------------------------------------

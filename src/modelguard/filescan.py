@@ -1,0 +1,283 @@
+"""The analysis of one file: content sniffing and dispatch, pickles, simple formats.
+
+`FileScan` walks a file's content recursively: what each part is comes from its bytes;
+containers are walked by `modelguard.containers`; pickles are run through the symbolic
+machine and judged by the policy; anything that could not be fully analysed is recorded as
+incomplete rather than safe.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from modelguard.containers import walk_tar, walk_wrapper, walk_zip
+from modelguard.errors import FormatError
+from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
+from modelguard.formats.numpy import NPY_MAGIC, read_npy_header
+from modelguard.formats.sniff import (
+    GGUF_MAGIC,
+    HDF5_MAGIC,
+    LFS_PREFIX,
+    PickleSignature,
+    looks_like_onnx,
+    looks_like_text,
+    pickle_signature,
+    safetensors_header_length,
+)
+from modelguard.picklevm.values import GlobalRef, PickleResult
+from modelguard.picklevm.vm import ExtRegistry, run_pickle
+from modelguard.policy import Policy
+from modelguard.policy.evaluate import Collected, evaluate_pickle, make_finding
+from modelguard.policy.names import Class
+from modelguard.results import Incomplete, Location
+
+__all__ = ["FileScan"]
+
+# torch.save's legacy (non-zip) format starts with this magic number pickle, then the
+# protocol version, sys_info, the object and the storage keys: five pickles, then raw data.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_TORCH_LEGACY_PICKLES = 5
+_HIDDEN_SPAN = 64 * 1024
+
+
+class FileScan:
+    """The analysis of one top-level file: a recursive walk over its content."""
+
+    def __init__(self, display: str, policy: Policy) -> None:
+        self.policy = policy
+        self.limits = policy.limits
+        self.coll = Collected()
+        self.formats: list[str] = []
+        self.registry: ExtRegistry = {}
+        self.total = 0
+        self.depth = 0
+        self.root = Location(display)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def seen(self, fmt: str) -> None:
+        if fmt not in self.formats:
+            self.formats.append(fmt)
+
+    def incomplete(self, rule_id: str, reason: str, loc: Location) -> None:
+        self.coll.incomplete.append(Incomplete(rule_id, reason, loc))
+
+    def finding(self, rule_id: str, message: str, loc: Location, **evidence: str) -> None:
+        self.coll.findings.append(make_finding(self.policy, rule_id, message, loc, evidence))
+
+    def charge(self, nbytes: int, loc: Location) -> bool:
+        """Count decompressed bytes against max_total_bytes; False when over."""
+        self.total += nbytes
+        if self.total > self.limits.max_total_bytes:
+            self.incomplete(
+                "MG003",
+                f"max_total_bytes reached ({self.limits.max_total_bytes} decompressed bytes)",
+                loc,
+            )
+            return False
+        return True
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def analyse(self, blob: Blob, loc: Location, depth: int, *, raw: bool = False) -> str:
+        """Recognise `blob` by content and analyse it; return the format name."""
+        if depth > self.limits.max_depth:
+            self.incomplete("MG003", f"max_depth reached ({self.limits.max_depth})", loc)
+            return "limit"
+        self.depth = depth
+        head = blob.read(0, 512)
+        if raw:
+            # Tensor storage is read as raw bytes by the loader and never unpickled; random
+            # floats often start like a pickle. Only a complete stream that imports something
+            # dangerous is worth reporting (a payload parked where a second loader may look).
+            if pickle_signature(head) is not PickleSignature.NONE:
+                self.hidden_in_raw(blob, loc)
+            return "raw"
+        sig = pickle_signature(head)
+        if head.startswith(LFS_PREFIX):
+            self.incomplete("MG005", "Git LFS pointer: the model content is not present", loc)
+            return self.mark("git-lfs-pointer")
+        if head.startswith(NPY_MAGIC):
+            self.numpy(blob, loc)
+            return self.mark("numpy")
+        if head.startswith(GGUF_MAGIC):
+            return self.unsupported("gguf", "GGUF", loc)
+        if head.startswith(HDF5_MAGIC):
+            return self.unsupported("hdf5", "HDF5 (Keras .h5)", loc)
+        if safetensors_header_length(blob) is not None:
+            return self.safetensors(blob, loc)
+        fmt = walk_zip(self, blob, loc, depth)
+        if fmt:
+            return fmt
+        fmt = walk_tar(self, blob, loc, depth)
+        if fmt:
+            return fmt
+        fmt = walk_wrapper(self, blob, loc, depth)
+        if fmt:
+            return fmt
+        if sig is PickleSignature.STRONG:
+            return self.mark(self.pickles(blob, loc, strong=True) or "pickle")
+        if sig is PickleSignature.WEAK:
+            kind = self.pickles(blob, loc, strong=False)
+            if kind:
+                return self.mark(kind)
+        if looks_like_onnx(head):
+            return self.unsupported("onnx", "ONNX", loc)
+        if looks_like_text(head):
+            return self.mark("text")
+        self.finding("MG210", "content is none of the formats modelguard knows", loc)
+        return self.mark("unknown")
+
+    def mark(self, fmt: str) -> str:
+        self.seen(fmt)
+        return fmt
+
+    def unsupported(self, fmt: str, what: str, loc: Location) -> str:
+        self.incomplete(
+            "MG004",
+            f"{what} content is not analysed by this version of modelguard",
+            loc,
+        )
+        return self.mark(fmt)
+
+    # -- pickles -----------------------------------------------------------------------------
+    def pickles(self, blob: Blob, loc: Location, *, strong: bool) -> str | None:
+        """Analyse the pickle(s) at the start of `blob`; None if it is not a pickle."""
+        first = run_pickle(blob, 0, self.limits, self.registry, depth=self.depth)
+        if not strong and not self.accept_weak(first):
+            return None
+        results = [first]
+        legacy = first.complete and first.value == _TORCH_LEGACY_MAGIC
+        budget = _TORCH_LEGACY_PICKLES if legacy else self.limits.max_pickles_per_stream
+        last = first
+        while last.complete and last.end < blob.size:
+            sig = pickle_signature(blob.read(last.end, 2))
+            if sig is PickleSignature.NONE:
+                break
+            if len(results) >= budget:
+                if not legacy:
+                    self.incomplete(
+                        "MG003",
+                        f"max_pickles_per_stream reached ({budget} stacked pickles)",
+                        loc.at(last.end),
+                    )
+                break
+            nxt = run_pickle(blob, last.end, self.limits, self.registry, depth=self.depth)
+            if not (nxt.complete or self.accept_weak(nxt)):
+                break
+            results.append(nxt)
+            last = nxt
+        for res in results:
+            self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
+            for anomaly in res.anomalies:
+                if anomaly.span is not None:
+                    self.hidden(blob, anomaly.span, loc)
+        if len(results) > 1 and not legacy:
+            self.finding(
+                "MG112",
+                f"{len(results)} pickles one after another; all were analysed",
+                loc,
+                count=str(len(results)),
+            )
+        if last.complete and last.end < blob.size and not legacy:
+            self.finding(
+                "MG111",
+                f"{blob.size - last.end} bytes follow the last pickle",
+                loc.at(last.end),
+                bytes=str(blob.size - last.end),
+            )
+        if legacy:
+            self.seen("legacy-torch")
+            return "legacy-torch"
+        return "pickle"
+
+    def hidden(self, blob: Blob, span: tuple[int, int], loc: Location) -> None:
+        """Read the bytes behind a frame overrun as opcodes, as older C unpicklers did.
+
+        CPython's C unpickler before gh-154848 could run what follows a frame's end even
+        though a linear reading takes it for an argument's data; every offset of that span is
+        tried as the start of a stream, and streams that would do something are reported.
+        """
+        start, end = span
+        window = min(end - start, _HIDDEN_SPAN)
+        region = BytesBlob(blob.read(start, window + _HIDDEN_SPAN))
+        trial = replace(self.limits, max_opcodes=100_000)
+        offset = 0
+        while offset < window:
+            res = run_pickle(region, offset, trial, dict(self.registry), chunk=256)
+            if res.effective:
+                where = loc.inner(f"<after-frame@{start + offset}>")
+                self.coll.extend(evaluate_pickle(res, where, self.policy, self.nested))
+                offset = max(offset + 1, res.end)
+            else:
+                offset += 1
+
+    def hidden_in_raw(self, blob: Blob, loc: Location) -> None:
+        """Report a complete, dangerous pickle parked in raw tensor data; ignore the rest."""
+        res = run_pickle(blob, 0, self.limits, {}, depth=self.depth)
+        if res.complete and self.dangerous_import(res):
+            self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
+
+    def dangerous_import(self, res: PickleResult) -> bool:
+        """Return True if the stream imports a denied or load-time-computed name."""
+        return any(
+            ref.dynamic or self.policy.classify(ref.module, ref.name, ref.proto).klass is Class.DENY
+            for ref in res.imports
+        )
+
+    def accept_weak(self, res: PickleResult) -> bool:
+        """Is a weak-signature stream a pickle?
+
+        Yes if it completes, imports something dangerous, or calls or modifies something it
+        imported: that is what a loader would act on. Random bytes and text rarely get that
+        far (an EXT code or a call of a literal alone does not count).
+        """
+        if res.complete or res.nested or self.dangerous_import(res):
+            return True
+        if any(isinstance(c.func, GlobalRef) for c in res.calls):
+            return True
+        return any(isinstance(m.target, GlobalRef) for m in res.mutations)
+
+    def nested(self, data: bytes, loc: Location) -> Collected:
+        """Scan bytes a loader call inside a pickle would deserialise."""
+        saved, depth = self.coll, self.depth
+        self.coll = Collected()
+        try:
+            self.analyse(BytesBlob(data), loc, depth + 1)
+            return self.coll
+        finally:
+            self.coll, self.depth = saved, depth
+
+    # -- containers --------------------------------------------------------------------------
+    def numpy(self, blob: Blob, loc: Location) -> None:
+        try:
+            header = read_npy_header(blob)
+        except FormatError as exc:
+            self.incomplete("MG002", f"npy: {exc}", loc.at(exc.offset))
+            return
+        if header.has_object:
+            self.finding(
+                "MG206",
+                f"object-dtype array {header.descr!r}: its data is a pickle",
+                loc,
+                descr=repr(header.descr),
+            )
+            body = SliceBlob(blob, header.data_offset, blob.size - header.data_offset)
+            self.pickles(body, loc.inner("<object-array>"), strong=True)
+
+    def safetensors(self, blob: Blob, loc: Location) -> str:
+        length = safetensors_header_length(blob) or 0
+        if length > self.limits.max_header_bytes:
+            self.incomplete(
+                "MG003",
+                f"max_header_bytes reached (safetensors header of {length} bytes)",
+                loc,
+            )
+            return self.mark("safetensors")
+        try:
+            header = json.loads(blob.read(8, length))
+        except (ValueError, RecursionError) as exc:
+            self.incomplete("MG002", f"safetensors header is not valid JSON: {exc}", loc.at(8))
+            return self.mark("safetensors")
+        if not isinstance(header, dict):
+            self.incomplete("MG002", "safetensors header is not a JSON object", loc.at(8))
+        return self.mark("safetensors")
