@@ -66,7 +66,7 @@ class FakeEngine:
         self.progress: list[Any] = []
         self.policy_error: str | None = None
 
-    def load_policy(self, path: str | None) -> FakePolicy:
+    def load_policy(self, path: str | None, **kw: object) -> FakePolicy:
         self.policy_paths.append(path)
         if self.policy_error:
             raise ConfigError(self.policy_error)

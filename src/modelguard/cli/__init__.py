@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from modelguard.results import ScanReport
 
     ScanFn = Callable[..., ScanReport]
-    LoadPolicyFn = Callable[[str | None], Policy]
+    LoadPolicyFn = Callable[..., Policy]
 
 __all__ = ["ExitCode", "build_parser", "exit_code", "main", "run"]
 
@@ -145,7 +145,17 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
     show_progress = not (args.quiet or args.no_progress) and console.is_tty(sys.stderr)
     try:
         scan, load_policy = _engine()
-        policy = load_policy(args.policy)
+        if args.policy is None:
+            policy = load_policy(None, scan_targets=args.paths)
+        else:
+            policy = load_policy(args.policy)
+        ignored = getattr(policy, "ignored", None)
+        if ignored and not args.quiet:
+            console.write(
+                sys.stderr,
+                f"modelguard: warning: not using {ignored}: it lies inside a scanned folder "
+                "(pass it with --policy to use it)\n",
+            )
         if args.fail_on is not None:
             fail_on = None if args.fail_on == "never" else Severity(args.fail_on)
             policy = dataclasses.replace(policy, fail_on=fail_on)

@@ -14,14 +14,15 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
     [limits]                      # any field of modelguard.config.Limits
     max_depth = 10
 
-Discovery (`load_policy(None)`) looks only in the current working directory, never in the
-scanned folder: a model repository must not be able to relax its own scan.
+Discovery (`load_policy(None)`) looks only in the current working directory, and ignores a
+file found there when it lies inside a folder being scanned: a model repository must not be
+able to relax its own scan (pass it with `--policy` to use it anyway).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -30,7 +31,15 @@ from modelguard.errors import ConfigError
 from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
 from modelguard.results import Severity
 
-__all__ = ["Class", "Policy", "Ruling", "load_policy", "parse_severity"]
+__all__ = [
+    "Class",
+    "Policy",
+    "Ruling",
+    "discover_policy_file",
+    "load_policy",
+    "parse_severity",
+    "policy_inside",
+]
 
 _KEYS = {"fail_on", "allow", "severity", "limits"}
 
@@ -61,6 +70,8 @@ class Policy:
         severity: per-rule severity overrides.
         limits: scanner limits.
         source: the file the policy came from, if any.
+        ignored: a discovered policy file that was not used because it lies inside a scanned
+            folder (see `load_policy`).
     """
 
     fail_on: Severity | None = Severity.MEDIUM
@@ -68,6 +79,7 @@ class Policy:
     severity: Mapping[str, Severity] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     source: str | None = None
+    ignored: str | None = None
 
     def tables(self) -> NameTables:
         """Return the name tables: the shipped ones plus this policy's allowlist entries."""
@@ -147,24 +159,64 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
     return Policy(fail_on, allow, severity, Limits(**values), source)
 
 
-def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
+def discover_policy_file(cwd: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the policy file discovery would use: `modelguard.toml`, else a `pyproject.toml`
+    with a `[tool.modelguard]` table, in `cwd` (default: the current directory)."""
+    base = Path(cwd) if cwd is not None else Path()
+    first = base / "modelguard.toml"
+    if first.is_file():
+        return first
+    pyproject = base / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            text = pyproject.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        if "[tool.modelguard" in text:
+            return pyproject
+    return None
+
+
+def policy_inside(path: str | os.PathLike[str], targets: Sequence[str | os.PathLike[str]]) -> bool:
+    """Return True if the policy file `path` lies inside (or is) one of the scan targets.
+
+    A policy found there came with the artifacts being scanned: a model repository could ship
+    one that allowlists its own payload, so discovery must not use it.
+    """
+    real = Path(path).resolve()
+    for target in targets:
+        root = Path(target).resolve()
+        if real == root or (root.is_dir() and real.is_relative_to(root)):
+            return True
+    return False
+
+
+def load_policy(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    scan_targets: Sequence[str | os.PathLike[str]] = (),
+) -> Policy:
     """Load a policy file, or discover one in the current working directory.
 
     Args:
         path: a TOML file (`modelguard.toml`-style, or a `pyproject.toml` whose
-            `[tool.modelguard]` table is used). None: use `./modelguard.toml`, else the
-            `[tool.modelguard]` table of `./pyproject.toml`, else the defaults.
+            `[tool.modelguard]` table is used). None: discover one (`discover_policy_file`),
+            else use the defaults.
+        scan_targets: the paths about to be scanned; a discovered file inside one of them is
+            not used (the defaults are, and `Policy.ignored` names the file). An explicit
+            `path` is always used.
 
     Raises:
         ConfigError: the file is missing, is not valid TOML or has invalid entries.
     """
     if path is None:
-        for candidate in (Path("modelguard.toml"), Path("pyproject.toml")):
-            if candidate.is_file():
-                policy = _load_file(candidate, required=candidate.name == "modelguard.toml")
-                if policy is not None:
-                    return policy
-        return Policy()
+        found = discover_policy_file()
+        if found is None:
+            return Policy()
+        if policy_inside(found, scan_targets):
+            return Policy(ignored=str(found))
+        policy = _load_file(found, required=found.name == "modelguard.toml")
+        return policy if policy is not None else Policy()
     policy = _load_file(Path(path), required=True)
     assert policy is not None
     return policy
