@@ -140,3 +140,14 @@ def test_transformers_model_classes_are_construct_only() -> None:
     ruling = classify("transformers.models.bert.modeling_bert", "BertModel")
     assert ruling.klass is Class.ALLOW and ruling.construct_only
     assert classify("transformers.models.bert.modeling_bert", "os").klass is not Class.ALLOW
+
+
+def test_build_slotstate_dunder_is_a_mutation() -> None:
+    # OrderedDict() then BUILD (None, {'__class__': ...}): setattr rewires the object's class.
+    data = (
+        b"\x80\x02ccollections\nOrderedDict\n)R"
+        b"N}X\t\x00\x00\x00__class__ccollections\nOrderedDict\ns\x86b."
+    )
+    assert {rule for rule, _ in _findings(data)} == {"MG104"}
+    plain = b"\x80\x02ccollections\nOrderedDict\n)RN}X\x01\x00\x00\x00aK\x01s\x86b."
+    assert _findings(plain) == []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from modelguard.errors import LimitExceeded
 from modelguard.picklevm.values import (
     CallResult,
+    DictV,
     ExtRef,
     GlobalRef,
     PersRef,
@@ -384,6 +385,27 @@ class _Judge:
                     target=str(self.denote(target)),
                     opcode=mut.kind.upper(),
                 )
+
+        # BUILD's (state, slotstate) form assigns slotstate with setattr, which reaches
+        # properties and __class__; a dunder there rewires the object (a plain __dict__ update
+        # does not).
+        for call in res.calls:
+            for state in call.states:
+                if not (isinstance(state, tuple) and len(state) == 2):
+                    continue
+                slots = state[1]
+                if not isinstance(slots, DictV):
+                    continue
+                for key, _ in slots.pairs:
+                    if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                        self.add(
+                            "MG104",
+                            f"BUILD sets {key} with setattr on the object built at offset "
+                            f"{call.offset}",
+                            call.offset,
+                            target=key,
+                            opcode="BUILD",
+                        )
 
     def anomalies(self, res: PickleResult) -> None:
         for anomaly in res.anomalies:
