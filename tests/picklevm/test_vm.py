@@ -263,3 +263,19 @@ def test_persistent_ids_are_recorded() -> None:
     assert res.persids and res.persids[0].pid == "k"
     res = run(b"Pkey\n.")
     assert res.persids[0].pid == "key"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"I0x10\n.", b"I017\n.", b"I-5\n.", b"L0x10L\n.", b"I0b11\n.", b"I007\n.", b"L123L\n."],
+)
+def test_text_integers_are_read_like_the_c_unpickler(data: bytes) -> None:
+    # Literal-only streams (no GLOBAL): loading them is safe and is the reference.
+    expected = pickle.loads(data)
+    res = run(data)
+    assert res.complete and res.value == expected
+
+
+def test_inst_without_mark_fails_before_importing() -> None:
+    res = run(b"ios\nsystem\n.")
+    assert res.error is not None and not res.imports

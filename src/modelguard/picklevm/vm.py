@@ -14,6 +14,7 @@ runs what it meets before it fails.
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 
 from modelguard.config import Limits
@@ -125,8 +126,31 @@ def _decode_string_line(raw: bytes, at: int) -> str:
 
 
 def _line_int(raw: bytes, at: int, what: str) -> int:
+    """Parse a decimal line argument (GET, PUT) as PyLong_FromString(s, NULL, 10) does."""
     try:
         return int(raw)
+    except ValueError:
+        raise _Fail(f"{what}: invalid integer argument", at) from None
+
+
+_OCTAL = re.compile(rb"\s*[+-]?0[0-7]+\s*")
+
+
+def _c_int(raw: bytes, at: int, what: str) -> int:
+    """Parse an INT/LONG line argument the way CPython's C unpickler does.
+
+    INT tries strtol(s, base 0) and then PyLong_FromString(s, base 0); LONG uses the
+    latter. So "0x1f", "0o17", "0b1" and, through strtol, C octal "017" are all integers:
+    reading them as decimal would stop the analysis where the loader goes on.
+    """
+    if _OCTAL.fullmatch(raw):
+        return int(raw.strip(), 8)
+    try:
+        return int(raw.strip(), 0)
+    except ValueError:
+        pass
+    try:
+        return int(raw)  # leading zeros in a decimal ("007") are accepted by base 10
     except ValueError:
         raise _Fail(f"{what}: invalid integer argument", at) from None
 
@@ -490,13 +514,13 @@ def _execute(
                 raise fail("invalid UTF-8 in a GLOBAL/INST name", at) from None
             pos = end2 + 1
             opname = "GLOBAL" if code == 0x63 else "INST"
+            if code == 0x69 and not marks:
+                raise fail("could not find MARK", at)  # INST takes its mark before importing
             ref = GlobalRef(module, name, base + at, opname, proto)
             imports.append(ref)
             if code == 0x63:
                 stack.append(ref)
             else:
-                if not marks:
-                    raise fail("could not find MARK", at)
                 k = marks.pop()
                 fence = marks[-1] if marks else 0
                 args = tuple(stack[k:])
@@ -751,9 +775,9 @@ def _execute(
                 elif raw == b"01":
                     stack.append(True)
                 else:
-                    stack.append(_line_int(raw, at, "INT"))
+                    stack.append(_c_int(raw, at, "INT"))
             elif code == 0x4C:  # LONG
-                stack.append(_line_int(raw[:-1] if raw.endswith(b"L") else raw, at, "LONG"))
+                stack.append(_c_int(raw[:-1] if raw.endswith(b"L") else raw, at, "LONG"))
             elif code == 0x46:  # FLOAT
                 try:
                     stack.append(float(raw))
