@@ -325,3 +325,24 @@ def test_gzip_before_a_zip_is_a_polyglot(tmp_path: Path) -> None:
     data = gzip.compress(EVIL) + _zip({"a": CLEAN})
     result = scan_bytes(tmp_path, data)
     assert {"MG202", "MG101"} <= rules(result)
+
+
+def test_seven_zip_members_are_analysed(tmp_path: Path) -> None:
+    py7zr = pytest.importorskip("py7zr")
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as archive:
+        archive.writestr(EVIL, "archive/data.pkl")
+        archive.writestr(CLEAN, "archive/other.pkl")
+    result = scan_bytes(tmp_path, buf.getvalue(), "model.7z")
+    assert "7z" in result.formats
+    assert "MG101" in rules(result) and result.verdict is Verdict.DANGEROUS
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_optional_wrappers_are_opened(tmp_path: Path, codec: str) -> None:
+    if codec == "lz4":
+        data = pytest.importorskip("lz4.frame").compress(EVIL)
+    else:
+        data = pytest.importorskip("zstandard").ZstdCompressor().compress(EVIL)
+    result = scan_bytes(tmp_path, data, f"model.{codec}")
+    assert "MG101" in rules(result) and result.complete

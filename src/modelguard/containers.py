@@ -260,6 +260,9 @@ def walk_wrapper(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str |
     if kind is None:
         return None
     scan.seen(kind)
+    if kind == "7z":
+        walk_7z(scan, blob, loc, depth)
+        return kind
     wloc = loc.inner(f"<{kind}>")
     try:
         inner: Blob = compress.decompress(blob, kind, scan.limits)
@@ -278,6 +281,42 @@ def walk_wrapper(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str |
     if scan.charge(inner.size, wloc):
         scan.analyse(inner, wloc, depth + 1)
     return kind
+
+
+def walk_7z(scan: FileScan, blob: Blob, loc: Location, depth: int) -> None:
+    """Analyse every member of a 7z archive (needs the optional py7zr package)."""
+    from modelguard.formats import compress, sevenzip
+
+    try:
+        view = sevenzip.read_7z(blob, scan.limits)
+    except LimitExceeded as exc:
+        scan.incomplete("MG003", f"7z: {exc}", loc)
+        return
+    except FormatError as exc:
+        rule = "MG004" if "not supported" in str(exc) else "MG002"
+        scan.incomplete(rule, f"7z: {exc}", loc)
+        return
+    for member in view.members:
+        if member.is_dir:
+            continue
+        mloc = loc.inner(member.name)
+        if member.is_symlink:
+            continue  # a link holds a path, not content a loader would unpickle
+        try:
+            data = sevenzip.open_7z_member(blob, view, member.name, scan.limits)
+        except compress.TruncatedStream as exc:
+            scan.incomplete("MG002", f"7z member: {exc}", mloc)
+            if exc.partial:
+                scan.analyse(BytesBlob(exc.partial), mloc, depth + 1)
+            continue
+        except LimitExceeded as exc:
+            scan.incomplete("MG003", f"7z member: {exc}", mloc)
+            continue
+        except (FormatError, KeyError) as exc:
+            scan.incomplete("MG002", f"7z member cannot be read: {exc}", mloc)
+            continue
+        if scan.charge(data.size, mloc):
+            scan.analyse(data, mloc, depth + 1)
 
 
 # -- simple formats ----------------------------------------------------------------------

@@ -7,6 +7,10 @@ decoders are driven with ``max_length`` so a decompression bomb is stopped after
 ``cap + 1`` output bytes, never after it has been inflated.
 
 The same bounded decoding loop serves the zip reader (`modelguard.formats.zipread`).
+
+lz4 and zstd wrappers are decoded by `modelguard.formats.optional_codecs` under the same
+bounds when their optional packages (``modelguard[archives]``) are installed; 7z is an
+archive, read by `modelguard.formats.sevenzip`.
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ _CHUNK = 64 * 1024
 #: Longest gzip header (FEXTRA + FNAME + FCOMMENT) accepted.
 _MAX_GZIP_HEADER = 64 * 1024
 
-#: Wrappers `decompress` can decode; the others `detect_wrapper` names are recognised only.
+#: Wrappers `decompress` always decodes. It also decodes lz4 and zstd when their optional
+#: packages are installed (`modelguard.formats.optional_codecs.OPTIONAL_WRAPPERS`); 7z, which
+#: `detect_wrapper` also names, is an archive (`modelguard.formats.sevenzip`).
 SUPPORTED_WRAPPERS = ("gzip", "bz2", "xz", "lzma", "zlib", "joblib-zf")
 
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -233,19 +239,31 @@ def decode_range(blob: Blob, start: int, length: int, codec_name: str, limits: L
 def decompress(blob: Blob, kind: str, limits: Limits) -> BytesBlob:
     """Decompress a whole wrapped blob (``kind`` from `detect_wrapper`) into memory, bounded.
 
-    gzip members, bz2 streams, xz streams and zlib streams that follow one another are all
-    decoded (as ``gzip.open``, ``bz2.open``, ``lzma.open`` and joblib do); trailing bytes that
-    do not start another stream are ignored, like those readers do.
+    gzip members, bz2 streams, xz streams, zlib streams, lz4 frames and zstd frames that
+    follow one another are all decoded (as ``gzip.open``, ``bz2.open``, ``lzma.open``, joblib,
+    ``lz4.frame.open`` and ``zstd -d`` do); trailing bytes that do not start another stream are
+    ignored, like those readers do. lz4 and zstd need their optional packages
+    (`modelguard.formats.optional_codecs`).
 
     Raises:
-        LimitExceeded: output above ``max_member_bytes`` or ``max_ratio`` (`output_cap`).
+        LimitExceeded: output above ``max_member_bytes`` or ``max_ratio`` (`output_cap`), or
+            a decoder dictionary or window above its limit (``max_member_bytes``).
         TruncatedStream: truncated or corrupt stream, with the output decoded so far.
-        FormatError: ``kind`` is recognised but not supported by this version (lz4, zstd, 7z)
-            or unknown, or the stream header is invalid.
+        FormatError: ``kind`` is not supported (the message says "not supported": 7z, an
+            unknown kind, or lz4/zstd without their package, whose name it gives), or the
+            stream header is invalid.
     """
-    if kind not in SUPPORTED_WRAPPERS:
-        raise FormatError(f"the {kind} wrapper is not supported by this version of modelguard", 0)
-    return BytesBlob(decode_range(blob, 0, blob.size, kind, limits))
+    if kind in SUPPORTED_WRAPPERS:
+        return BytesBlob(decode_range(blob, 0, blob.size, kind, limits))
+    # optional_codecs imports this module, so it is imported here rather than at the top.
+    from modelguard.formats import optional_codecs
+
+    if kind in optional_codecs.OPTIONAL_WRAPPERS:
+        return BytesBlob(optional_codecs.decode(blob, kind, limits))
+    if kind == "7z":
+        msg = "a 7z archive is not supported as a wrapper: read it with sevenzip.read_7z"
+        raise FormatError(f"{msg} (install modelguard[archives], the py7zr package)", 0)
+    raise FormatError(f"the {kind} wrapper is not supported by this version of modelguard", 0)
 
 
 def detect_wrapper(head: bytes) -> str | None:
