@@ -346,3 +346,11 @@ def test_optional_wrappers_are_opened(tmp_path: Path, codec: str) -> None:
         data = pytest.importorskip("zstandard").ZstdCompressor().compress(EVIL)
     result = scan_bytes(tmp_path, data, f"model.{codec}")
     assert "MG101" in rules(result) and result.complete
+
+
+def test_safetensors_with_a_zip_appended_is_a_polyglot(tmp_path: Path) -> None:
+    header = b'{"__metadata__":{"a":"b"}}'
+    safetensors = len(header).to_bytes(8, "little") + header
+    data = safetensors + _zip({"config.txt": EVIL})
+    result = scan_bytes(tmp_path, data, "model.safetensors")
+    assert {"MG202", "MG101"} <= rules(result)

@@ -96,6 +96,12 @@ class FileScan:
         if head.startswith(LFS_PREFIX):
             self.incomplete("MG005", "Git LFS pointer: the model content is not present", loc)
             return self.mark("git-lfs-pointer")
+        # A zip is found by its end record wherever it starts, before any format that is
+        # recognised by its first bytes: anything in front of it is analysed as a prefix, so
+        # a safetensors, .npy or pickle with a zip appended is caught as a polyglot.
+        fmt = walk_zip(self, blob, loc, depth)
+        if fmt:
+            return fmt
         if head.startswith(NPY_MAGIC):
             self.numpy(blob, loc)
             return self.mark("numpy")
@@ -105,9 +111,6 @@ class FileScan:
             return self.unsupported("hdf5", "HDF5 (Keras .h5)", loc)
         if safetensors_header_length(blob) is not None:
             return self.safetensors(blob, loc)
-        fmt = walk_zip(self, blob, loc, depth)
-        if fmt:
-            return fmt
         fmt = walk_tar(self, blob, loc, depth)
         if fmt:
             return fmt
