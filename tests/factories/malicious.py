@@ -1791,6 +1791,30 @@ _register(
     loader="pandas",
 )
 
+
+def _scipy_template(out_dir: Path, canary: Path) -> Path:
+    """A real scipy.stats.norm_gen state whose _parse_arg_template also creates the canary.
+
+    rv_generic.__setstate__ exec()s that template (the allowlist accepts scipy distributions
+    only with scipy's own generated template).
+    """
+    import copy
+
+    import scipy.stats as st
+
+    dist = copy.copy(st.norm)  # a private instance; its pickled state carries the template
+    dist._parse_arg_template = Canary(str(canary)).python + "\n" + dist._parse_arg_template
+    return _write(out_dir, "search.pkl", pickle.dumps(dist, protocol=4))
+
+
+_register(
+    "state-scipy-parse-arg-template-p4",
+    "state-mutation",
+    "scipy.stats distribution whose __setstate__ exec()s a planted _parse_arg_template",
+    _scipy_template,
+)
+
+
 SAMPLES: tuple[MaliciousSample, ...] = tuple(_REGISTRY)
 assert len({s.id for s in SAMPLES}) == len(SAMPLES), "duplicate sample id"
 

@@ -151,3 +151,27 @@ def test_build_slotstate_dunder_is_a_mutation() -> None:
     assert {rule for rule, _ in _findings(data)} == {"MG104"}
     plain = b"\x80\x02ccollections\nOrderedDict\n)RN}X\x01\x00\x00\x00aK\x01s\x86b."
     assert _findings(plain) == []
+
+
+def _short(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _scipy_dist(template: str) -> bytes:
+    return (
+        b"\x80\x04"
+        + _short("scipy.stats._discrete_distns")
+        + _short("randint_gen")
+        + b"\x93)\x81}"
+        + _short("_parse_arg_template")
+        + _short(template)
+        + b"sb."
+    )
+
+
+def test_scipy_distribution_state_is_checked() -> None:
+    benign = "\ndef _parse_args(self, low, high,  loc=0):\n    return (low, high, ), loc, 1\n"
+    assert _findings(_scipy_dist(benign)) == []
+    hostile = "import os\nos.system('id')\n"
+    assert ("MG103", Severity.CRITICAL) in _findings(_scipy_dist(hostile))

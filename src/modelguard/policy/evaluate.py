@@ -22,6 +22,7 @@ from modelguard.picklevm.values import (
 )
 from modelguard.policy import Policy
 from modelguard.policy.names import Class, Conditional, Ruling
+from modelguard.policy.states import state_problem
 from modelguard.results import Finding, Incomplete, Location, Severity
 from modelguard.rules import RULES
 
@@ -168,6 +169,16 @@ class _Judge:
                 return f"{args[0]}:"
         return None
 
+    def inert_attribute(self, cls: object, attr: str) -> bool:
+        """Is reading `attr` from an instance of `cls` inert (an allowlisted class, no dunder)?
+
+        The result (a bound method or a value) does nothing by itself; calling it later is
+        judged as a call of a load-time value.
+        """
+        if not isinstance(cls, GlobalRef) or cls.dynamic or attr.startswith("__"):
+            return False
+        return self.ruling(cls).klass is Class.ALLOW
+
     def judge_name(self, dotted: str) -> Ruling:
         module, _, name = dotted.partition(":")
         if not name:
@@ -266,6 +277,8 @@ class _Judge:
             target = self.denote(call)
             if target is None:
                 instance = _instance_attribute(args)
+                if instance is not None and self.inert_attribute(*instance):
+                    return
                 if instance is not None:
                     # An attribute of an object built by this stream: a bound method or a
                     # value. Unknown rather than dangerous; calling it is judged on its own.
@@ -390,6 +403,18 @@ class _Judge:
         # properties and __class__; a dunder there rewires the object (a plain __dict__ update
         # does not).
         for call in res.calls:
+            if call.states and isinstance(call.func, GlobalRef) and not call.func.dynamic:
+                ruling = self.ruling(call.func)
+                for state in call.states if ruling.klass is Class.ALLOW else ():
+                    problem = state_problem(ruling.name, state)
+                    if problem:
+                        self.add(
+                            "MG103",
+                            f"{ruling.name}: {problem}",
+                            call.offset,
+                            mechanism="code-in-state",
+                            callee=ruling.name,
+                        )
             for state in call.states:
                 if not (isinstance(state, tuple) and len(state) == 2):
                     continue

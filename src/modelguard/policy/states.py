@@ -1,0 +1,95 @@
+"""Checks on BUILD states for the few allowlisted classes whose `__setstate__` runs code.
+
+scipy.stats distributions (`rv_generic.__setstate__`) call `exec()` on the
+`_parse_arg_template` string of their pickled state to attach argument parsers. Those
+classes appear in ordinary scikit-learn artifacts (RandomizedSearchCV with scipy
+distributions), so they are allowlisted, but only with the template scipy itself generates:
+three small `def`s that pass names and literals around. The template is parsed with `ast`
+(parsing only, never compiled or run) and its structure checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+
+__all__ = ["state_problem"]
+
+_SCIPY_CLASSES = (
+    "scipy.stats._continuous_distns:*",
+    "scipy.stats._discrete_distns:*",
+    "scipy.stats._distn_infrastructure:*",
+    "scipy.stats.*:*_gen",
+)
+_PARSERS = frozenset({"_parse_args", "_parse_args_rvs", "_parse_args_stats"})
+_MAX_TEMPLATE = 8192
+_RETURN_NODES = (ast.Tuple, ast.Name, ast.Load, ast.Constant, ast.Call, ast.keyword, ast.Attribute)
+
+
+def _defaults_ok(args: ast.arguments) -> bool:
+    defaults = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+    return all(isinstance(d, ast.Constant) for d in defaults) and not (
+        args.vararg or args.kwarg or args.posonlyargs
+    )
+
+
+def _return_ok(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if not isinstance(sub, _RETURN_NODES):
+            return False
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            if not (
+                isinstance(func, ast.Attribute)
+                and func.attr == "_argcheck_rvs"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+            ):
+                return False
+        elif isinstance(sub, ast.Attribute) and sub.attr != "_argcheck_rvs":
+            return False
+    return True
+
+
+def scipy_template_ok(text: object) -> bool:
+    """Return True if `text` has the shape of scipy's generated argument-parser template."""
+    if not isinstance(text, str) or len(text) > _MAX_TEMPLATE:
+        return False
+    try:
+        tree = ast.parse(text, mode="exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    for stmt in tree.body:
+        if not isinstance(stmt, ast.FunctionDef) or stmt.name not in _PARSERS:
+            return False
+        if stmt.decorator_list or stmt.returns is not None or not _defaults_ok(stmt.args):
+            return False
+        if len(stmt.body) != 1 or not isinstance(stmt.body[0], ast.Return):
+            return False
+        value = stmt.body[0].value
+        if value is None or not _return_ok(value):
+            return False
+    return bool(tree.body)
+
+
+def state_problem(class_name: str, state: object) -> str | None:
+    """Return why a BUILD `state` for `class_name` ("module:qualname") is unsafe, or None.
+
+    `state` is the symbolic state: a `DictV` (or a (dict, slotstate) tuple) whose values are
+    literals or symbols.
+    """
+    if not any(fnmatch.fnmatchcase(class_name, pattern) for pattern in _SCIPY_CLASSES):
+        return None
+    from modelguard.picklevm.values import DictV
+
+    if isinstance(state, tuple) and state:
+        state = state[0]
+    if not isinstance(state, DictV):
+        return None
+    for key, value in state.pairs:
+        if key == "_parse_arg_template" and not scipy_template_ok(value):
+            return (
+                "the state's _parse_arg_template is not scipy's generated argument parser; "
+                "rv_generic.__setstate__ runs it with exec()"
+            )
+    return None
