@@ -170,10 +170,7 @@ class FileScan:
             results.append(nxt)
             last = nxt
         for res in results:
-            self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
-            for anomaly in res.anomalies:
-                if anomaly.span is not None:
-                    self.hidden(blob, anomaly.span, loc)
+            self.judge(res, blob, loc)
         if len(results) > 1 and not legacy:
             self.finding(
                 "MG112",
@@ -192,6 +189,13 @@ class FileScan:
             self.seen("legacy-torch")
             return "legacy-torch"
         return "pickle"
+
+    def judge(self, res: PickleResult, blob: Blob, loc: Location) -> None:
+        """Evaluate one pickle's analysis, and re-read any frame overrun it contains."""
+        self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
+        for anomaly in res.anomalies:
+            if anomaly.span is not None:
+                self.hidden(blob, anomaly.span, loc)
 
     def hidden(self, blob: Blob, span: tuple[int, int], loc: Location) -> None:
         """Read the bytes behind a frame overrun as opcodes, as older C unpicklers did.
@@ -218,7 +222,7 @@ class FileScan:
         """Report a complete, dangerous pickle parked in raw tensor data; ignore the rest."""
         res = run_pickle(blob, 0, self.limits, {}, depth=self.depth)
         if res.complete and self.dangerous_import(res):
-            self.coll.extend(evaluate_pickle(res, loc, self.policy, self.nested))
+            self.judge(res, blob, loc)
 
     def dangerous_import(self, res: PickleResult) -> bool:
         """Return True if the stream imports a denied or load-time-computed name."""
