@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 from modelguard.config import Limits
@@ -83,6 +84,10 @@ class Policy:
 
     def tables(self) -> NameTables:
         """Return the name tables: the shipped ones plus this policy's allowlist entries."""
+        return self._tables
+
+    @cached_property
+    def _tables(self) -> NameTables:
         base = default_tables()
         if not self.allow:
             return base
@@ -90,7 +95,7 @@ class Policy:
 
     def classify(self, module: str, name: str, proto: int = 4) -> Ruling:
         """Classify a global under this policy (see `modelguard.policy.names.classify`)."""
-        return classify(module, name, proto, self.tables())
+        return classify(module, name, proto, self._tables)
 
     def severity_of(self, rule_id: str, default: Severity) -> Severity:
         """Return the effective severity of `rule_id`."""
