@@ -354,3 +354,30 @@ def test_safetensors_with_a_zip_appended_is_a_polyglot(tmp_path: Path) -> None:
     data = safetensors + _zip({"config.txt": EVIL})
     result = scan_bytes(tmp_path, data, "model.safetensors")
     assert {"MG202", "MG101"} <= rules(result)
+
+
+def test_frame_overrun_over_a_long_run_of_opcodes_is_bounded(tmp_path: Path) -> None:
+    import time
+
+    frame = b"\x95" + (2).to_bytes(8, "little")
+    data = b"\x80\x04" + frame + b"B" + (60_000).to_bytes(4, "little") + b"N" * 60_000 + b"."
+    started = time.monotonic()
+    result = scan_bytes(tmp_path, data)
+    assert time.monotonic() - started < 30
+    assert "MG110" in rules(result)
+    assert not result.complete  # the re-reading hit its budget: never reported safe
+
+
+def test_opcode_budget_covers_the_whole_file(tmp_path: Path) -> None:
+    one = b"\x80\x02" + b"N0" * 2500 + b"N."  # about 5,000 opcodes
+    policy = Policy(limits=Limits(max_opcodes=10_000))
+    assert scan_bytes(tmp_path, one, policy=policy).complete
+    result = scan_bytes(tmp_path, one * 5, "many.pkl", policy=policy)
+    assert any("max_opcodes" in i.reason for i in result.incomplete), result.incomplete
+
+
+def test_protocol0_stream_that_hits_a_limit_is_not_taken_for_text(tmp_path: Path) -> None:
+    text_like = b"N0" * 3000 + b"N."  # protocol 0, printable: also valid text
+    policy = Policy(limits=Limits(max_opcodes=4096))
+    result = scan_bytes(tmp_path, text_like, "notes.txt", policy=policy)
+    assert result.formats == ("pickle",) and not result.complete

@@ -13,7 +13,6 @@ from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
 from modelguard.formats.sniff import tar_candidate, wrapper_candidate, zip_candidate
 from modelguard.picklevm.values import GlobalRef, PickleResult
-from modelguard.picklevm.vm import run_pickle
 from modelguard.results import Location
 
 if TYPE_CHECKING:
@@ -241,7 +240,7 @@ def legacy_records(scan: FileScan, blob: Blob, loc: Location, kind: str) -> None
 
 def legacy_pickle(scan: FileScan, blob: Blob, pos: int, loc: Location) -> PickleResult | None:
     """Analyse one record pickle; return it when complete, else None."""
-    res = run_pickle(blob, pos, scan.limits, scan.registry, depth=scan.depth)
+    res = scan.run(blob, pos)
     scan.judge(res, blob, loc)
     return res if res.complete else None
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 
 from modelguard.containers import walk_tar, walk_wrapper, walk_zip
-from modelguard.errors import FormatError
+from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
 from modelguard.formats.numpy import NPY_MAGIC, read_npy_header
 from modelguard.formats.sniff import (
@@ -39,6 +39,7 @@ __all__ = ["FileScan"]
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PICKLES = 5
 _HIDDEN_SPAN = 64 * 1024
+_HIDDEN_BUDGET = 2_000_000
 
 
 class FileScan:
@@ -51,6 +52,7 @@ class FileScan:
         self.formats: list[str] = []
         self.registry: ExtRegistry = {}
         self.total = 0
+        self.opcodes = 0
         self.depth = 0
         self.root = Location(display)
 
@@ -143,10 +145,29 @@ class FileScan:
         return self.mark(fmt)
 
     # -- pickles -----------------------------------------------------------------------------
+    def run(self, blob: Blob, pos: int, registry: ExtRegistry | None = None) -> PickleResult:
+        """Run one pickle symbolically within what is left of the file's opcode budget.
+
+        max_opcodes bounds the whole file, not each pickle: a file of many stacked or nested
+        pickles cannot multiply the work.
+        """
+        remaining = self.limits.max_opcodes - self.opcodes
+        limits = (
+            self.limits
+            if remaining >= self.limits.max_opcodes
+            else (replace(self.limits, max_opcodes=max(remaining, 0)))
+        )
+        res = run_pickle(
+            blob, pos, limits, self.registry if registry is None else registry, depth=self.depth
+        )
+        self.opcodes += res.opcodes
+        return res
+
     def pickles(self, blob: Blob, loc: Location, *, strong: bool) -> str | None:
         """Analyse the pickle(s) at the start of `blob`; None if it is not a pickle."""
-        first = run_pickle(blob, 0, self.limits, self.registry, depth=self.depth)
-        if not strong and not self.accept_weak(first):
+        first = self.run(blob, 0)
+        limited = isinstance(first.error, LimitExceeded)
+        if not strong and not limited and not self.accept_weak(first):
             return None
         results = [first]
         legacy = first.complete and first.value == _TORCH_LEGACY_MAGIC
@@ -164,8 +185,10 @@ class FileScan:
                         loc.at(last.end),
                     )
                 break
-            nxt = run_pickle(blob, last.end, self.limits, self.registry, depth=self.depth)
-            if not (nxt.complete or self.accept_weak(nxt)):
+            nxt = self.run(blob, last.end)
+            # A limit is ours, not the data's: the stream is reported incomplete, not ignored.
+            hit_limit = isinstance(nxt.error, LimitExceeded)
+            if not (nxt.complete or hit_limit or self.accept_weak(nxt)):
                 break
             results.append(nxt)
             last = nxt
@@ -208,9 +231,19 @@ class FileScan:
         window = min(end - start, _HIDDEN_SPAN)
         region = BytesBlob(blob.read(start, window + _HIDDEN_SPAN))
         trial = replace(self.limits, max_opcodes=100_000)
+        budget = _HIDDEN_BUDGET  # opcodes over all trial starts: a span of NONEs is quadratic
         offset = 0
         while offset < window:
             res = run_pickle(region, offset, trial, dict(self.registry), chunk=256)
+            budget -= max(res.opcodes, 1)
+            if budget < 0:
+                self.incomplete(
+                    "MG003",
+                    f"max_opcodes reached re-reading a frame overrun ({_HIDDEN_BUDGET} opcodes "
+                    "over all starting offsets)",
+                    loc.at(start + offset),
+                )
+                return
             if res.effective:
                 where = loc.inner(f"<after-frame@{start + offset}>")
                 self.coll.extend(evaluate_pickle(res, where, self.policy, self.nested))
@@ -220,7 +253,7 @@ class FileScan:
 
     def hidden_in_raw(self, blob: Blob, loc: Location) -> None:
         """Report a complete, dangerous pickle parked in raw tensor data; ignore the rest."""
-        res = run_pickle(blob, 0, self.limits, {}, depth=self.depth)
+        res = self.run(blob, 0, registry={})
         if res.complete and self.dangerous_import(res):
             self.judge(res, blob, loc)
 

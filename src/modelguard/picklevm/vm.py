@@ -58,9 +58,10 @@ _COPYREG = frozenset({"copyreg", "copy_reg"})
 class _Fail(Exception):
     """The loader would raise here; analysis of this stream stops."""
 
-    def __init__(self, message: str, offset: int) -> None:
+    def __init__(self, message: str, offset: int, opcodes: int = 0) -> None:
         super().__init__(message)
         self.offset = offset
+        self.opcodes = opcodes
 
 
 class _Window:
@@ -215,6 +216,7 @@ def run_pickle(
     try:
         _execute(win, result, limits, registry, depth)
     except _Fail as exc:
+        result.opcodes = exc.opcodes
         result.error = FormatError(str(exc), exc.offset)
         result.end = exc.offset
     except LimitExceeded as exc:
@@ -243,7 +245,7 @@ def _execute(
     base = win.base
 
     def fail(message: str, at: int) -> _Fail:
-        return _Fail(message, base + at)
+        return _Fail(message, base + at, ops)
 
     while True:
         if pos >= n:
