@@ -377,7 +377,7 @@ def test_opcode_budget_covers_the_whole_file(tmp_path: Path) -> None:
 
 
 def test_protocol0_stream_that_hits_a_limit_is_not_taken_for_text(tmp_path: Path) -> None:
-    text_like = b"N0" * 3000 + b"N."  # protocol 0, printable: also valid text
+    text_like = b"N0" * 6000 + b"N."  # protocol 0, printable: also valid text
     policy = Policy(limits=Limits(max_opcodes=4096))
     result = scan_bytes(tmp_path, text_like, "notes.txt", policy=policy)
     assert result.formats == ("pickle",) and not result.complete
