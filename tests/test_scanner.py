@@ -8,6 +8,7 @@ import io
 import lzma
 import pickle
 import tarfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -381,3 +382,25 @@ def test_protocol0_stream_that_hits_a_limit_is_not_taken_for_text(tmp_path: Path
     policy = Policy(limits=Limits(max_opcodes=4096))
     result = scan_bytes(tmp_path, text_like, "notes.txt", policy=policy)
     assert result.formats == ("pickle",) and not result.complete
+
+
+def test_torchscript_archive_pickles_are_clean_and_code_is_reported_unanalysed(
+    tmp_path: Path,
+) -> None:
+    scripted = torch_jit_script()
+    path = tmp_path / "scripted.pt"
+    scripted.save(str(path))
+    report = modelguard.scan(path)
+    result = report.files[0]
+    assert "torchscript" in result.formats
+    assert result.findings == (), result.findings
+    assert [i.rule_id for i in result.incomplete] == ["MG004"]
+    assert result.verdict is Verdict.ERROR
+
+
+def torch_jit_script():  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit.script
+        return torch.jit.script(module)

@@ -76,6 +76,11 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
         scan.seen("torch-zip")
     if any(n.startswith("code/") or "/code/" in n for n in names) and pkl_dirs:
         scan.seen("torchscript")
+        # TorchScript code runs on load (scripted __setstate__) and in forward; reading it
+        # for host-access operators is not implemented yet, so the archive is not "safe".
+        scan.incomplete(
+            "MG004", "TorchScript code (code/) is not analysed by this version of modelguard", loc
+        )
     if names and all(n.endswith(".npy") for n in names):
         scan.seen("npz")
     for anomaly in view.anomalies:

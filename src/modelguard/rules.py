@@ -74,7 +74,8 @@ RULES: dict[str, Rule] = {
             None,
             "Content was recognised but this version cannot analyse it.",
             "The file (or a member) is a format that can carry code or file access on load "
-            "(for example ONNX, GGUF, HDF5, 7z, lz4 or zstd wrappers) but this version of "
+            "(for example ONNX, GGUF, HDF5, TorchScript code, or 7z/lz4/zstd without the optional "
+            "readers) but this version of "
             "modelguard does not analyse it, so it is not reported safe. Scan it with a tool "
             "that supports the format, or convert it (for example to safetensors).",
         ),
