@@ -678,6 +678,17 @@ def _hf_gpt2_state_dict(d: Path) -> Path:
     return path
 
 
+def _torch_quantized_whole(d: Path) -> Path:
+    """Whole-model save of a dynamically quantized model (packed params in a ScriptObject)."""
+    torch = _torch_seed()
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)
+    path = d / "quantized.pt"
+    with _quiet():
+        torch.save(quantized, path)
+    return path
+
+
 def _hf_whole_model(kind: str) -> Callable[[Path], Path]:
     """torch.save of a whole transformers model (classes rebuilt by NEWOBJ + BUILD)."""
 
@@ -1373,6 +1384,7 @@ def _registry() -> tuple[BenignSample, ...]:
         BenignSample("torch-model-transformer", "torch", _torch_model_transformer, requires=t),
         BenignSample("torch-model-containers", "torch", _torch_model_containers, requires=t),
         BenignSample("torch-model-weight-norm", "torch", _torch_model_weight_norm, requires=t),
+        BenignSample("torch-model-quantized-dynamic", "torch", _torch_quantized_whole, requires=t),
         BenignSample(
             "torch-model-main-class",
             "torch",

@@ -175,3 +175,17 @@ def test_scipy_distribution_state_is_checked() -> None:
     assert _findings(_scipy_dist(benign)) == []
     hostile = "import os\nos.system('id')\n"
     assert ("MG103", Severity.CRITICAL) in _findings(_scipy_dist(hostile))
+
+
+def test_script_object_state_must_name_a_quantized_class() -> None:
+    def script_object(class_name: str) -> bytes:
+        return (
+            b"\x80\x02ctorch\nScriptObject\n)\x81(tX"
+            + len(class_name).to_bytes(4, "little")
+            + class_name.encode()
+            + b"\x86b."
+        )
+
+    good = "__torch__.torch.classes.quantized.LinearPackedParamsBase"
+    assert _findings(script_object(good)) == []
+    assert ("MG103", Severity.CRITICAL) in _findings(script_object("__torch__.evil.Runner"))

@@ -1,5 +1,8 @@
 """Checks on BUILD states for the few allowlisted classes whose `__setstate__` runs code.
 
+torch.ScriptObject (quantized models) passes its state to a TorchScript class named in that
+state; only torch's own quantized packed-parameter classes are accepted.
+
 scipy.stats distributions (`rv_generic.__setstate__`) call `exec()` on the
 `_parse_arg_template` string of their pickled state to attach argument parsers. Those
 classes appear in ordinary scikit-learn artifacts (RandomizedSearchCV with scipy
@@ -72,12 +75,29 @@ def scipy_template_ok(text: object) -> bool:
     return bool(tree.body)
 
 
+# TorchScript custom classes a pickled torch.ScriptObject may name in its state (quantized
+# packed parameters); ScriptObject.__setstate__ hands the state to that C++ class.
+_SCRIPT_CLASS_PREFIXES = (
+    "__torch__.torch.classes.quantized.",
+    "__torch__.torch.classes.xnnpack.",
+    "__torch__.torch.classes.onednn.",
+)
+
+
 def state_problem(class_name: str, state: object) -> str | None:
     """Return why a BUILD `state` for `class_name` ("module:qualname") is unsafe, or None.
 
     `state` is the symbolic state: a `DictV` (or a (dict, slotstate) tuple) whose values are
     literals or symbols.
     """
+    if class_name == "torch:ScriptObject":
+        name = state[1] if isinstance(state, tuple) and len(state) == 2 else None
+        if not (isinstance(name, str) and name.startswith(_SCRIPT_CLASS_PREFIXES)):
+            return (
+                f"the state names the TorchScript class {name!r}, not one of torch's quantized "
+                "packed-parameter classes; ScriptObject.__setstate__ runs that class's code"
+            )
+        return None
     if not any(fnmatch.fnmatchcase(class_name, pattern) for pattern in _SCIPY_CLASSES):
         return None
     from modelguard.picklevm.values import DictV
