@@ -167,7 +167,7 @@ class FileScan:
         """Analyse the pickle(s) at the start of `blob`; None if it is not a pickle."""
         first = self.run(blob, 0)
         limited = isinstance(first.error, LimitExceeded)
-        if not strong and not limited and not self.accept_weak(first):
+        if not strong and not limited and not self.accept_weak(first, blob.size):
             return None
         results = [first]
         legacy = first.complete and first.value == _TORCH_LEGACY_MAGIC
@@ -188,7 +188,7 @@ class FileScan:
             nxt = self.run(blob, last.end)
             # A limit is ours, not the data's: the stream is reported incomplete, not ignored.
             hit_limit = isinstance(nxt.error, LimitExceeded)
-            if not (nxt.complete or hit_limit or self.accept_weak(nxt)):
+            if not (nxt.complete or hit_limit or self.accept_weak(nxt, blob.size)):
                 break
             results.append(nxt)
             last = nxt
@@ -264,18 +264,22 @@ class FileScan:
             for ref in res.imports
         )
 
-    def accept_weak(self, res: PickleResult) -> bool:
-        """Is a weak-signature stream a pickle?
+    def accept_weak(self, res: PickleResult, size: int) -> bool:
+        """Is a weak-signature (protocol 0/1) stream a pickle?
 
-        Yes if it completes, imports something dangerous, or calls or modifies something it
-        imported: that is what a loader would act on. Random bytes and text rarely get that
-        far (an EXT code or a call of a literal alone does not count).
+        Yes if it imports something dangerous, or calls or modifies something it imported
+        (what a loader would act on), or if it is a complete pickle that uses the whole blob
+        or imports something. Random bytes and text rarely get that far; a few bytes that
+        happen to form a complete literal pickle followed by more data (raw tensor data
+        does) do not count, and neither do an EXT code or a call of a literal alone.
         """
-        if res.complete or res.nested or self.dangerous_import(res):
+        if res.nested or self.dangerous_import(res):
             return True
         if any(isinstance(c.func, GlobalRef) for c in res.calls):
             return True
-        return any(isinstance(m.target, GlobalRef) for m in res.mutations)
+        if any(isinstance(m.target, GlobalRef) for m in res.mutations):
+            return True
+        return res.complete and (res.end >= size or bool(res.imports))
 
     def nested(self, data: bytes, loc: Location) -> Collected:
         """Scan bytes a loader call inside a pickle would deserialise."""
