@@ -31,6 +31,8 @@ class Limits:
         max_memo: entries in the symbolic memo.
         max_pickles_per_stream: pickles read one after another from one stream.
         max_header_bytes: size of a format header (NumPy, safetensors) that is parsed.
+        max_line_bytes: length of one newline-terminated pickle argument (protocol 0 GLOBAL,
+            STRING, UNICODE, ...); longer literals are the only ones held in memory whole.
     """
 
     max_depth: int = 8
@@ -44,6 +46,7 @@ class Limits:
     max_memo: int = 2_000_000
     max_pickles_per_stream: int = 64
     max_header_bytes: int = 100 * _MiB
+    max_line_bytes: int = 16 * _MiB
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

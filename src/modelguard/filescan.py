@@ -281,12 +281,12 @@ class FileScan:
             return True
         return res.complete and (res.end >= size or bool(res.imports))
 
-    def nested(self, data: bytes, loc: Location) -> Collected:
+    def nested(self, data: Blob, loc: Location) -> Collected:
         """Scan bytes a loader call inside a pickle would deserialise."""
         saved, depth = self.coll, self.depth
         self.coll = Collected()
         try:
-            self.analyse(BytesBlob(data), loc, depth + 1)
+            self.analyse(data, loc, depth + 1)
             return self.coll
         finally:
             self.coll, self.depth = saved, depth

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import pickle
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from modelguard.config import Limits
 from modelguard.errors import FormatError
-from modelguard.formats.blob import BytesBlob
+from modelguard.formats.blob import BytesBlob, FileBlob
 from modelguard.picklevm.opcodes import iter_opcodes
 from modelguard.picklevm.vm import run_pickle
 from modelguard.policy import Policy
@@ -109,3 +110,40 @@ def test_expansion_and_recursion_bombs_are_bounded(bomb: bytes) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 32 * 1024 * 1024
+
+
+def test_large_literals_and_long_pickles_keep_memory_bounded(tmp_path: Path) -> None:
+    """A pickle holding 64 MB of bytes literals is analysed in a few MB of memory."""
+    big = pickle.dumps(
+        {"a": b"\x00" * (32 << 20), "b": "x" * (32 << 20), "c": list(range(200_000))}, protocol=4
+    )
+    path = tmp_path / "big.pkl"
+    path.write_bytes(big)
+    del big
+    with FileBlob.open(path) as blob:
+        tracemalloc.start()
+        try:
+            res = run_pickle(blob, 0, Limits())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert res.complete, res.error
+    assert peak < 24 * 1024 * 1024, peak
+
+
+def test_nested_payload_in_a_large_literal_is_read_back(tmp_path: Path) -> None:
+    inner = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00idq\x00\x85R."
+    padding = b"\x80\x02N." + b"\x00" * (2 << 20)  # a stacked-pickle payload over 1 MiB
+    payload = inner + padding
+    outer = (
+        b"\x80\x04\x8c\x06pickle\x8c\x05loads\x93B"
+        + len(payload).to_bytes(4, "little")
+        + payload
+        + b"\x85R."
+    )
+    path = tmp_path / "outer.pkl"
+    path.write_bytes(outer)
+    import modelguard
+
+    result = modelguard.scan(path).files[0]
+    assert "MG101" in {f.rule_id for f in result.findings}

@@ -13,6 +13,7 @@ from modelguard.errors import FormatError
 
 __all__ = [
     "Anomaly",
+    "BigData",
     "BufferRef",
     "CallResult",
     "DictV",
@@ -144,6 +145,21 @@ class PersRef(Sym):
     def __init__(self, pid: object, offset: int) -> None:
         self.pid = pid
         self.offset = offset
+
+
+class BigData(Sym):
+    """A bytes or str literal too large to hold in memory: where it lies in the blob.
+
+    Loader payloads embedded this way are read back from `blob` for nested analysis.
+    """
+
+    __slots__ = ("blob", "kind", "length", "offset")
+
+    def __init__(self, blob: object, offset: int, length: int, kind: str) -> None:
+        self.blob = blob
+        self.offset = offset
+        self.length = length
+        self.kind = kind
 
 
 class BufferRef(Sym):

@@ -22,6 +22,7 @@ from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob
 from modelguard.picklevm.values import (
     Anomaly,
+    BigData,
     BufferRef,
     CallResult,
     DictV,
@@ -41,6 +42,10 @@ ExtRegistry = dict[int, tuple[str, str]]
 """copyreg extension codes registered by streams analysed in the same (simulated) process."""
 
 _CHUNK = 64 * 1024
+# Literals above this size are not read into memory (BigData); consumed opcode bytes are
+# dropped from the window once it passes _COMPACT: memory stays bounded whatever the pickle.
+_BIG = 1 << 20
+_COMPACT = 4 << 20
 _HIGHEST_PROTOCOL = 5
 _unpack_d = struct.Struct(">d").unpack_from
 
@@ -67,12 +72,13 @@ class _Fail(Exception):
 class _Window:
     """A growing window of a blob, starting at an absolute offset."""
 
-    __slots__ = ("base", "blob", "cap", "data", "limit")
+    __slots__ = ("base", "blob", "cap", "data", "limit", "max_bytes")
 
     def __init__(self, blob: Blob, base: int, limit: int, chunk: int = _CHUNK) -> None:
         self.blob = blob
         self.base = base
-        self.limit = limit  # max_pickle_bytes
+        self.max_bytes = limit  # max_pickle_bytes, for messages
+        self.limit = limit  # what is left of it, relative to base
         self.cap = min(limit, max(blob.size - base, 0))
         self.data = blob.read(base, min(chunk, self.cap))
 
@@ -93,7 +99,7 @@ class _Window:
             else:
                 raise LimitExceeded(
                     "max_pickle_bytes",
-                    f"pickle stream longer than max_pickle_bytes ({self.limit} bytes)",
+                    f"pickle stream longer than max_pickle_bytes ({self.max_bytes} bytes)",
                     self.base + have,
                 )
             if need <= have:
@@ -102,6 +108,14 @@ class _Window:
         more = self.blob.read(self.base + have, want)
         if more:
             self.data = self.data + more
+        return self.data
+
+    def compact(self, rel: int) -> bytes:
+        """Drop the bytes before relative offset `rel` (already decoded); they still count."""
+        self.data = self.data[rel:]
+        self.base += rel
+        self.cap -= rel
+        self.limit -= rel
         return self.data
 
     def jump(self, rel: int) -> bytes:
@@ -248,6 +262,12 @@ def _execute(
         return _Fail(message, base + at, ops)
 
     while True:
+        if pos > _COMPACT:
+            data = win.compact(pos)
+            base = win.base
+            n = len(data)
+            frame_end = frame_end - pos if frame_end > pos else -1
+            pos = 0
         if pos >= n:
             data = win.grow(pos + 1)
             n = len(data)
@@ -377,6 +397,11 @@ def _execute(
                     raise fail("truncated length", at)
             length = int.from_bytes(data[pos : pos + width], "little")
             pos += width
+            if length > _BIG:
+                data, base, n, pos, frame_end = _skip_big(
+                    win, result, stack, at, pos, length, frame_end, code
+                )
+                continue
             if pos + length > n:
                 data = win.grow(pos + length)
                 n = len(data)
@@ -502,6 +527,12 @@ def _execute(
             end1 = data.find(b"\n", pos)
             end2 = data.find(b"\n", end1 + 1) if end1 >= 0 else -1
             while end2 < 0:
+                if n - pos > limits.max_line_bytes:
+                    raise LimitExceeded(
+                        "max_line_bytes",
+                        f"GLOBAL/INST line longer than max_line_bytes ({limits.max_line_bytes})",
+                        base + at,
+                    )
                 grown = win.grow(n + 1)
                 if len(grown) == n:
                     raise fail("pickle data was truncated (unterminated GLOBAL/INST)", at)
@@ -717,6 +748,11 @@ def _execute(
             pos += width
             if length < 0:
                 raise fail("BINSTRING pickle has negative byte count", at)
+            if length > _BIG:
+                data, base, n, pos, frame_end = _skip_big(
+                    win, result, stack, at, pos, length, frame_end, code
+                )
+                continue
             if pos + length > n:
                 data = win.grow(pos + length)
                 n = len(data)
@@ -763,6 +799,12 @@ def _execute(
             # FLOAT, INT, LONG, PERSID, STRING, UNICODE, GET, PUT: newline-terminated
             end = data.find(b"\n", pos)
             while end < 0:
+                if n - pos > limits.max_line_bytes:
+                    raise LimitExceeded(
+                        "max_line_bytes",
+                        f"line argument longer than max_line_bytes ({limits.max_line_bytes})",
+                        base + at,
+                    )
                 grown = win.grow(n + 1)
                 if len(grown) == n:
                     raise fail("pickle data was truncated (unterminated line)", at)
@@ -826,6 +868,45 @@ def _execute(
                     (base + frame_end, base + pos),
                 )
             )
+
+
+def _skip_big(
+    win: _Window,
+    result: PickleResult,
+    stack: list[object],
+    at: int,
+    pos: int,
+    length: int,
+    frame_end: int,
+    code: int,
+) -> tuple[bytes, int, int, int, int]:
+    """Push a large literal as BigData and move the window past it without reading it.
+
+    Returns the new (data, base, n, pos, frame_end) of the decoding loop.
+
+    Raises:
+        _Fail: the literal runs past the end of the blob (the loader fails there too).
+    """
+    base = win.base
+    start = base + pos
+    if start + length > win.blob.size:
+        raise _Fail("pickle data was truncated", base + at)
+    end_rel = pos + length
+    if at < frame_end < end_rel:
+        result.anomalies.append(
+            Anomaly(
+                "frame-overrun",
+                base + at,
+                f"opcode argument runs {end_rel - frame_end} bytes past the end of its FRAME",
+                (base + frame_end, base + end_rel),
+            )
+        )
+    frame_abs = base + frame_end if frame_end > end_rel else -1
+    kind = "bytes" if code in (0x42, 0x43, 0x8E) else "bytearray" if code == 0x96 else "str"
+    stack.append(BigData(win.blob, start, length, kind))
+    data = win.jump(end_rel)
+    new_base = win.base
+    return data, new_base, len(data), 0, (frame_abs - new_base if frame_abs >= 0 else -1)
 
 
 def _model_call(call: CallResult, registry: ExtRegistry) -> None:

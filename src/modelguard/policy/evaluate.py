@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from modelguard.errors import LimitExceeded
+from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
 from modelguard.picklevm.values import (
+    BigData,
     CallResult,
     DictV,
     ExtRef,
@@ -28,7 +31,7 @@ from modelguard.rules import RULES
 
 __all__ = ["Collected", "NestedScan", "evaluate_pickle", "make_finding"]
 
-NestedScan = Callable[[bytes, Location], "Collected"]
+NestedScan = Callable[[Blob, Location], "Collected"]
 """Scans embedded bytes (a nested pickle, an in-memory file) found at a location."""
 
 # Public methods of these builtin types are inert (getattr(str, "join") in protocol-2 files).
@@ -462,15 +465,21 @@ def _instance_attribute(args: tuple[object, ...] | None) -> tuple[object, str] |
     return None
 
 
-def _embedded_bytes(value: object, judge: _Judge) -> bytes | None:
-    """Return the bytes a loader argument carries (bytes, bytearray, io.BytesIO(bytes))."""
+def _embedded_bytes(value: object, judge: _Judge) -> Blob | None:
+    """Return the bytes a loader argument carries (bytes, bytearray, io.BytesIO(bytes)).
+
+    Large literals were left in the file by the machine (BigData); they are read back as a
+    slice of it, never copied whole into memory.
+    """
     if isinstance(value, bytes):
-        return value
+        return BytesBlob(value)
+    if isinstance(value, BigData) and value.kind != "str":
+        return SliceBlob(cast("Blob", value.blob), value.offset, value.length)
     if isinstance(value, CallResult) and isinstance(value.func, GlobalRef):
         ruling = judge.ruling(value.func)
         args = value.args if isinstance(value.args, tuple) else ()
-        if ruling.conditional is Conditional.BUFFER and args and isinstance(args[0], bytes):
-            return args[0]
+        if ruling.conditional is Conditional.BUFFER and args:
+            return _embedded_bytes(args[0], judge)
     return None
 
 
