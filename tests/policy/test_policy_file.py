@@ -77,3 +77,15 @@ def test_discovered_policy_inside_the_scanned_folder_is_not_used(
     (repo / "modelguard.toml").rename(tmp_path / "modelguard.toml")
     monkeypatch.chdir(tmp_path)
     assert main(["scan", "repo"]) == 0
+
+
+def test_allow_new_entries_admit_newobj_but_not_calls(tmp_path: Path) -> None:
+    path = tmp_path / "modelguard.toml"
+    path.write_text('[allow_new]\n"__main__:Net" = "our model class in whole-model saves"\n')
+    policy = load_policy(path)
+    assert policy.classify("__main__", "Net").construct_only
+    model = tmp_path / "model.pkl"
+    model.write_bytes(UNKNOWN_CLASS)  # NEWOBJ + BUILD
+    assert main(["scan", "--policy", str(path), str(model)]) == 0
+    model.write_bytes(b"\x80\x02c__main__\nNet\n)R.")  # REDUCE: calls __init__
+    assert main(["scan", "--policy", str(path), str(model)]) == 1

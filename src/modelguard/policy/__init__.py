@@ -6,7 +6,10 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
     fail_on = "medium"            # critical | high | medium | low | never
 
     [allow]                       # extra allowlist entries; a reason is required
-    "mypkg.models:MyNet" = "our own model class, reviewed in PR 123"
+    "mypkg.utils:make_vocab" = "our own pure helper, reviewed in PR 123"
+
+    [allow_new]                   # classes allowed only when rebuilt by NEWOBJ + BUILD
+    "__main__:MyNet" = "our model class in whole-model saves"
 
     [severity]                    # per-rule overrides
     MG201 = "info"
@@ -42,7 +45,7 @@ __all__ = [
     "policy_inside",
 ]
 
-_KEYS = {"fail_on", "allow", "severity", "limits"}
+_KEYS = {"fail_on", "allow", "allow_new", "severity", "limits"}
 
 
 def parse_severity(text: str) -> Severity | None:
@@ -68,6 +71,8 @@ class Policy:
     Attributes:
         fail_on: lowest severity that blocks (None: nothing blocks).
         allow: user allowlist entries, `"module:qualname"` (globs allowed) -> reason.
+        allow_new: user construct-only entries: allowed when a pickle rebuilds the class by
+            NEWOBJ + BUILD, reported when it calls it (REDUCE/INST/OBJ runs __init__).
         severity: per-rule severity overrides.
         limits: scanner limits.
         source: the file the policy came from, if any.
@@ -77,6 +82,7 @@ class Policy:
 
     fail_on: Severity | None = Severity.MEDIUM
     allow: Mapping[str, str] = field(default_factory=dict)
+    allow_new: Mapping[str, str] = field(default_factory=dict)
     severity: Mapping[str, Severity] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     source: str | None = None
@@ -89,9 +95,11 @@ class Policy:
     @cached_property
     def _tables(self) -> NameTables:
         base = default_tables()
-        if not self.allow:
+        if not self.allow and not self.allow_new:
             return base
-        return _merged_tables(base, tuple(sorted(self.allow.items())))
+        return _merged_tables(
+            base, tuple(sorted(self.allow.items())), tuple(sorted(self.allow_new.items()))
+        )
 
     def classify(self, module: str, name: str, proto: int = 4) -> Ruling:
         """Classify a global under this policy (see `modelguard.policy.names.classify`)."""
@@ -102,15 +110,32 @@ class Policy:
         return self.severity.get(rule_id, default)
 
 
-_MERGED: dict[tuple[tuple[str, str], ...], NameTables] = {}
+_Entries = tuple[tuple[str, str], ...]
+_MERGED: dict[tuple[_Entries, _Entries], NameTables] = {}
 
 
-def _merged_tables(base: NameTables, entries: tuple[tuple[str, str], ...]) -> NameTables:
-    tables = _MERGED.get(entries)
+def _merged_tables(base: NameTables, entries: _Entries, new_entries: _Entries) -> NameTables:
+    key = (entries, new_entries)
+    tables = _MERGED.get(key)
     if tables is None:
-        tables = base.with_allow(entries)
-        _MERGED[entries] = tables
+        tables = base.with_allow(entries).with_allow(new_entries, construct_only=True)
+        _MERGED[key] = tables
     return tables
+
+
+def _entries(doc: Mapping[str, object], table: str, source: str) -> dict[str, str]:
+    raw = doc.get(table, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{source}: [{table}] must be a table of "module:qualname" = reason')
+    out: dict[str, str] = {}
+    for key, reason in raw.items():
+        module, colon, name = key.partition(":")
+        if not colon or not module or not name:
+            raise ConfigError(f"{source}: {table} entry {key!r} must look like 'module:qualname'")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"{source}: {table} entry {key!r} needs a non-empty reason")
+        out[key] = reason.strip()
+    return out
 
 
 def _parse(doc: Mapping[str, object], source: str) -> Policy:
@@ -123,17 +148,8 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
         if not isinstance(raw, str):
             raise ConfigError(f"{source}: fail_on must be a string")
         fail_on = parse_severity(raw)
-    allow: dict[str, str] = {}
-    raw_allow = doc.get("allow", {})
-    if not isinstance(raw_allow, dict):
-        raise ConfigError(f'{source}: [allow] must be a table of "module:qualname" = reason')
-    for key, reason in raw_allow.items():
-        module, colon, name = key.partition(":")
-        if not colon or not module or not name:
-            raise ConfigError(f"{source}: allow entry {key!r} must look like 'module:qualname'")
-        if not isinstance(reason, str) or not reason.strip():
-            raise ConfigError(f"{source}: allow entry {key!r} needs a non-empty reason")
-        allow[key] = reason.strip()
+    allow = _entries(doc, "allow", source)
+    allow_new = _entries(doc, "allow_new", source)
     severity: dict[str, Severity] = {}
     raw_sev = doc.get("severity", {})
     if not isinstance(raw_sev, dict):
@@ -161,7 +177,7 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{source}: limit {key} must be a positive integer")
         values[key] = value
-    return Policy(fail_on, allow, severity, Limits(**values), source)
+    return Policy(fail_on, allow, allow_new, severity, Limits(**values), source)
 
 
 def discover_policy_file(cwd: str | os.PathLike[str] | None = None) -> Path | None:
