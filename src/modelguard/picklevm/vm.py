@@ -188,15 +188,15 @@ def _dtype_info(dtype: object) -> tuple[int, bool] | None:
     kind = typestr[0]
     if kind == "O" or flags & 1:  # NPY_ITEM_HASOBJECT
         return (8, True)
-    if elsize > 0:
-        return (elsize, False)
     digits = typestr[1:]
-    if not digits.isdigit():
+    from_name = int(digits) * (4 if kind == "U" else 1) if digits.isdigit() else None
+    # The size joblib skips must be the one numpy computes; where the type string and the
+    # state's element size disagree, nobody can tell which bytes are data and which are
+    # opcodes, so the stream is not read past this point (the result is incomplete).
+    if from_name is not None and elsize > 0 and elsize != from_name:
         return None
-    size = int(digits)
-    if kind == "U":
-        size *= 4
-    return (size, False)
+    size = from_name if from_name is not None else elsize
+    return (size, False) if size > 0 else None
 
 
 def run_pickle(
