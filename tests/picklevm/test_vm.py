@@ -284,7 +284,10 @@ def test_inst_without_mark_fails_before_importing() -> None:
 def test_joblib_array_with_an_inconsistent_item_size_stops_the_analysis() -> None:
     # NumpyArrayWrapper whose float64 dtype state claims 1000-byte items: skipping by the
     # claimed size could jump over opcodes joblib would read.
-    dtype = b"cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R(K\x03X\x01\x00\x00\x00<NNNM\xe8\x03J\xff\xff\xff\xffK\x00tb"
+    dtype = (
+        b"cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R"
+        b"(K\x03X\x01\x00\x00\x00<NNNM\xe8\x03J\xff\xff\xff\xffK\x00tb"
+    )
     data = (
         b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}(X\x05\x00\x00\x00dtype"
         + dtype
