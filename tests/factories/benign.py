@@ -689,6 +689,36 @@ def _torch_quantized_whole(d: Path) -> Path:
     return path
 
 
+def _boosting(library: str, how: str) -> Callable[[Path], Path]:
+    """A fitted XGBoost or LightGBM scikit-learn model, pickled or joblib-dumped."""
+
+    def build(d: Path) -> Path:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        X = rng.random((40, 4))
+        y = (X[:, 0] > 0.5).astype(int)
+        with _quiet():
+            if library == "xgboost":
+                import xgboost
+
+                model: Any = xgboost.XGBClassifier(n_estimators=3, max_depth=2).fit(X, y)
+            else:
+                import lightgbm
+
+                model = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y)
+        path = d / f"{library}.{how}"
+        if how == "joblib":
+            import joblib
+
+            joblib.dump(model, path)
+        else:
+            _dump(model, path, 4)
+        return path
+
+    return build
+
+
 def _hf_whole_model(kind: str) -> Callable[[Path], Path]:
     """torch.save of a whole transformers model (classes rebuilt by NEWOBJ + BUILD)."""
 
@@ -1385,6 +1415,11 @@ def _registry() -> tuple[BenignSample, ...]:
         BenignSample("torch-model-containers", "torch", _torch_model_containers, requires=t),
         BenignSample("torch-model-weight-norm", "torch", _torch_model_weight_norm, requires=t),
         BenignSample("torch-model-quantized-dynamic", "torch", _torch_quantized_whole, requires=t),
+        *(
+            BenignSample(f"{lib}-classifier-{how}", lib, _boosting(lib, how), requires=(lib,))
+            for lib in ("xgboost", "lightgbm")
+            for how in ("pkl", "joblib")
+        ),
         BenignSample(
             "torch-model-main-class",
             "torch",
