@@ -404,3 +404,27 @@ def torch_jit_script():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit.script
         return torch.jit.script(module)
+
+
+def test_large_compressed_content_is_streamed_not_held(tmp_path: Path) -> None:
+    import tracemalloc
+
+    import joblib
+
+    path = tmp_path / "big.joblib"
+    joblib.dump({"a": np.zeros(25_000_000, dtype=np.float32), "b": [1, 2]}, path, compress=1)
+    tracemalloc.start()
+    try:
+        report = modelguard.scan(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    result = report.files[0]
+    assert result.complete and result.verdict is Verdict.SAFE, result
+    assert peak < 48 * 1024 * 1024, peak  # 100 MB decompressed, never held whole
+
+
+def test_streamed_content_still_finds_a_payload_at_the_end(tmp_path: Path) -> None:
+    data = gzip.compress(pickle.dumps(b"\x00" * (40 << 20), protocol=4)[:-1] + b"0" + EVIL)
+    result = scan_bytes(tmp_path, data, "late.pkl.gz")
+    assert "MG101" in rules(result)

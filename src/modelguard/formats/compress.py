@@ -19,8 +19,8 @@ import bz2
 import lzma
 import struct
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
 
 from modelguard.config import Limits
@@ -52,6 +52,9 @@ TRIAL_BYTES = 4096
 LZMA_MEMLIMIT_FLOOR = 80 * 1024 * 1024
 #: Compressed bytes fed to a decoder per step (bounds the input side of memory).
 _CHUNK = 64 * 1024
+_PIECE = 1024 * 1024  # largest output piece one decoder step may produce
+# Decoded output above this is not held in memory but re-decoded on demand (StreamBlob).
+STREAM_THRESHOLD = 32 * 1024 * 1024
 #: Longest gzip header (FEXTRA + FNAME + FCOMMENT) accepted.
 _MAX_GZIP_HEADER = 64 * 1024
 
@@ -161,11 +164,12 @@ def _pump(
     pos: int,
     end: int,
     codec: _Codec,
-    out: bytearray,
+    produced: list[int],
     cap: tuple[int, str],
     memlimit: int,
-) -> int:
-    """Decode one stream from ``pos`` into ``out``; return the offset just after its data."""
+) -> Iterator[bytes | int]:
+    """Decode one stream from ``pos``, yielding output pieces; the last item yielded is the
+    offset just after the stream's data (an int). ``produced[0]`` counts output bytes."""
     dec = _Stream(codec.make(memlimit))
     while pos < end:
         chunk = blob.read(pos, min(_CHUNK, end - pos))
@@ -175,26 +179,72 @@ def _pump(
         data = chunk
         while True:
             try:
-                piece = dec.step(data, cap[0] + 1 - len(out))
+                piece = dec.step(data, min(_PIECE, cap[0] + 1 - produced[0]))
             except _DECODE_ERRORS as exc:
                 if _memlimit_error(exc):
                     msg = f"{codec.name} stream needs more than {memlimit} bytes of dictionary"
                     raise LimitExceeded("max_member_bytes", msg, pos - len(chunk)) from None
                 msg = f"corrupt {codec.name} stream: {exc}"
-                raise TruncatedStream(msg, pos - len(chunk), bytes(out)) from None
+                raise TruncatedStream(msg, pos - len(chunk)) from None
             data = b""
-            out += piece
-            if len(out) > cap[0]:
-                del out[:]
+            produced[0] += len(piece)
+            if produced[0] > cap[0]:
                 msg = f"{codec.name} stream decodes to more than {cap[0]} bytes"
                 raise LimitExceeded(cap[1], msg, pos)
+            if piece:
+                yield piece
             if dec.eof:
-                return pos - len(dec.unused_data)
+                yield pos - len(dec.unused_data)
+                return
             if not piece and not dec.pending:
                 break
     if codec.eof_required:
-        raise TruncatedStream(f"{codec.name} stream ends before its end marker", end, bytes(out))
-    return end
+        raise TruncatedStream(f"{codec.name} stream ends before its end marker", end)
+    yield end
+
+
+def iter_range(
+    blob: Blob,
+    start: int,
+    length: int,
+    codec_name: str,
+    limits: Limits,
+    cap: tuple[int, str] | None = None,
+) -> Iterator[bytes]:
+    """Yield the decoded output of `decode_range`'s streams piece by piece (at most 1 MiB each).
+
+    The same bounds apply (`cap` defaults to `output_cap`); `TruncatedStream` raised from here
+    carries no partial output: the consumer has it.
+    """
+    memlimit = max(limits.max_member_bytes, LZMA_MEMLIMIT_FLOOR)
+    if codec_name == "zip-lzma":
+        codec = _zip_lzma_codec(blob, start, memlimit)
+    elif codec_name in _CODECS:
+        codec = _CODECS[codec_name]
+    else:
+        raise FormatError(f"unknown compression {codec_name!r}", start)
+    end = min(blob.size, start + max(0, length))
+    if cap is None:
+        cap = output_cap(limits, length)
+    produced = [0]
+    pos = start
+    while True:
+        try:
+            data_pos = codec.header(blob, pos)
+        except FormatError as exc:
+            if pos == start:
+                raise
+            raise TruncatedStream(str(exc), exc.offset) from None
+        for item in _pump(blob, data_pos, end, codec, produced, cap, memlimit):
+            if isinstance(item, int):
+                pos = item + codec.trailer
+            else:
+                yield item
+        if codec.more is None:
+            break
+        pos = _skip_zeros(blob, pos, end)  # gzip and xz allow zero padding between members
+        if pos >= end or not codec.more(blob, pos):
+            break
 
 
 def decode_range(blob: Blob, start: int, length: int, codec_name: str, limits: Limits) -> bytes:
@@ -209,34 +259,37 @@ def decode_range(blob: Blob, start: int, length: int, codec_name: str, limits: L
         TruncatedStream: the stream ends early or is corrupt; ``partial`` holds the output.
         FormatError: the stream header is invalid, or ``codec_name`` is unknown.
     """
-    memlimit = max(limits.max_member_bytes, LZMA_MEMLIMIT_FLOOR)
-    if codec_name == "zip-lzma":
-        codec = _zip_lzma_codec(blob, start, memlimit)
-    elif codec_name in _CODECS:
-        codec = _CODECS[codec_name]
-    else:
-        raise FormatError(f"unknown compression {codec_name!r}", start)
-    end = min(blob.size, start + max(0, length))
-    cap = output_cap(limits, length)
     out = bytearray()
-    pos = start
-    while True:
-        try:
-            data_pos = codec.header(blob, pos)
-        except FormatError as exc:
-            if pos == start:
-                raise
-            raise TruncatedStream(str(exc), exc.offset, bytes(out)) from None
-        pos = _pump(blob, data_pos, end, codec, out, cap, memlimit) + codec.trailer
-        if codec.more is None:
-            break
-        pos = _skip_zeros(blob, pos, end)  # gzip and xz allow zero padding between members
-        if pos >= end or not codec.more(blob, pos):
-            break
+    try:
+        for piece in iter_range(blob, start, length, codec_name, limits):
+            out += piece
+    except TruncatedStream as exc:
+        raise TruncatedStream(str(exc), exc.offset, bytes(out)) from None
     return bytes(out)
 
 
-def decompress(blob: Blob, kind: str, limits: Limits) -> BytesBlob:
+def open_range(blob: Blob, start: int, length: int, codec_name: str, limits: Limits) -> Blob:
+    """Return the decoded content of `decode_range` as a blob, bounded in memory.
+
+    Output up to `STREAM_THRESHOLD` is held in memory. Larger output (up to
+    ``max_total_bytes`` and ``max_ratio``, not ``max_member_bytes``, since it is never held
+    whole) is served by a `StreamBlob` that decodes again on demand.
+
+    Raises:
+        LimitExceeded, TruncatedStream, FormatError: as `decode_range`.
+    """
+    small = replace(limits, max_member_bytes=min(limits.max_member_bytes, STREAM_THRESHOLD))
+    try:
+        return BytesBlob(decode_range(blob, start, length, codec_name, small))
+    except LimitExceeded as exc:
+        if exc.limit != "max_member_bytes" or limits.max_member_bytes <= STREAM_THRESHOLD:
+            raise
+    from modelguard.formats.streamblob import StreamBlob
+
+    return StreamBlob(blob, start, length, codec_name, limits)
+
+
+def decompress(blob: Blob, kind: str, limits: Limits) -> Blob:
     """Decompress a whole wrapped blob (``kind`` from `detect_wrapper`) into memory, bounded.
 
     gzip members, bz2 streams, xz streams, zlib streams, lz4 frames and zstd frames that
@@ -254,7 +307,7 @@ def decompress(blob: Blob, kind: str, limits: Limits) -> BytesBlob:
             stream header is invalid.
     """
     if kind in SUPPORTED_WRAPPERS:
-        return BytesBlob(decode_range(blob, 0, blob.size, kind, limits))
+        return open_range(blob, 0, blob.size, kind, limits)
     # optional_codecs imports this module, so it is imported here rather than at the top.
     from modelguard.formats import optional_codecs
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from modelguard.config import Limits
 from modelguard.errors import FormatError, LimitExceeded
-from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
+from modelguard.formats.blob import Blob, SliceBlob
 from modelguard.formats.sniff import zip_candidate
 
 __all__ = [
@@ -201,9 +201,9 @@ def open_member(
     length = member.compressed_size
     if length == 0 and member.flags & _FLAG_DEFERRED:  # size unknown: decode to the end
         length = blob.size - member.data_offset
-    from modelguard.formats.compress import decode_range  # only for compressed members
+    from modelguard.formats.compress import open_range  # only for compressed members
 
-    return BytesBlob(decode_range(blob, member.data_offset, length, codec, limits))
+    return open_range(blob, member.data_offset, length, codec, limits)
 
 
 def member_crc_ok(blob: Blob, member: ZipMember, limits: Limits) -> bool | None:
