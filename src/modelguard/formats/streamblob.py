@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from modelguard.config import Limits
+from modelguard.errors import LimitExceeded
 from modelguard.formats.blob import Blob
 from modelguard.formats.compress import (
     RATIO_FLOOR,
@@ -24,6 +25,9 @@ __all__ = ["StreamBlob"]
 _HEAD = 8 * 1024 * 1024
 _TAIL = 64 * 1024 + 22  # a zip end record and the longest comment
 _KEEP = 4 * 1024 * 1024  # bytes kept behind the last read, for short backward reads
+# Each backward read decodes from the start again; a reader that keeps jumping back (an
+# archive nested in a large compressed member, read out of order) is stopped, not waited on.
+MAX_RESTARTS = 32
 
 
 class StreamBlob:
@@ -62,6 +66,7 @@ class StreamBlob:
         self._gen: Iterator[bytes] | None = None
         self._buf = bytearray()
         self._buf_start = 0  # output offset of self._buf[0]
+        self._restarts = 0
 
     def _pieces(self) -> Iterator[bytes]:
         blob, start, length, codec = self._source
@@ -73,7 +78,12 @@ class StreamBlob:
         return self._size
 
     def read(self, offset: int, n: int) -> bytes:
-        """Return up to `n` decoded bytes from `offset`."""
+        """Return up to `n` decoded bytes from `offset`.
+
+        Raises:
+            LimitExceeded: more than `MAX_RESTARTS` backward reads (``max_total_bytes``: each
+                one decodes the content again).
+        """
         if offset < 0 or n <= 0 or offset >= self._size:
             return b""
         end = min(offset + n, self._size)
@@ -82,6 +92,15 @@ class StreamBlob:
         if offset >= self._tail_start:
             return self._tail[offset - self._tail_start : end - self._tail_start]
         if self._gen is None or offset < self._buf_start:
+            if self._gen is not None:
+                self._restarts += 1
+                if self._restarts > MAX_RESTARTS:
+                    raise LimitExceeded(
+                        "max_total_bytes",
+                        f"more than {MAX_RESTARTS} backward reads in large compressed content "
+                        "(each decodes it again)",
+                        offset,
+                    )
             self._gen = self._pieces()
             self._buf = bytearray()
             self._buf_start = 0
