@@ -157,9 +157,9 @@ def walk_prefix(scan: FileScan, blob: Blob, start: int, loc: Location, depth: in
         )
 
 
-def walk_tar(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | None:
+def walk_tar(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: int) -> str | None:
     """Analyse a tar's file members (legacy torch tars record by record); None if not a tar."""
-    if not tar_candidate(blob.read(0, 512)):
+    if not tar_candidate(head):
         return None
     from modelguard.formats import tarread
 
@@ -250,9 +250,9 @@ def legacy_pickle(scan: FileScan, blob: Blob, pos: int, loc: Location) -> Pickle
     return res if res.complete else None
 
 
-def walk_wrapper(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | None:
+def walk_wrapper(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: int) -> str | None:
     """Decompress a gzip/bz2/xz/lzma/zlib/joblib wrapper (bounded) and analyse the content."""
-    if not wrapper_candidate(blob.read(0, 1)):
+    if not wrapper_candidate(head):
         return None
     from modelguard.formats import compress
 

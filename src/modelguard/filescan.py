@@ -113,10 +113,10 @@ class FileScan:
             return self.unsupported("hdf5", "HDF5 (Keras .h5)", loc)
         if safetensors_header_length(blob) is not None:
             return self.safetensors(blob, loc)
-        fmt = walk_tar(self, blob, loc, depth)
+        fmt = walk_tar(self, blob, head, loc, depth)
         if fmt:
             return fmt
-        fmt = walk_wrapper(self, blob, loc, depth)
+        fmt = walk_wrapper(self, blob, head, loc, depth)
         if fmt:
             return fmt
         if sig is PickleSignature.STRONG:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 
 from modelguard.formats.blob import Blob
@@ -68,15 +67,6 @@ def looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError as exc:
         # A multi-byte character cut at the end of the sample is still text.
         return exc.start >= len(head) - 3 and exc.reason.startswith("unexpected end")
-    return True
-
-
-def looks_like_json(text: bytes) -> bool:
-    """Return True if `text` parses as JSON (only call on small inputs)."""
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
     return True
 
 

@@ -73,29 +73,6 @@ _CONDITIONALS: dict[str, Conditional] = {
 # Module spellings the unpickler maps before importing (Python 2 names kept by protocol 2).
 _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg", "cPickle": "pickle"}
 
-# Module-path components that are checked for aliases: a package's submodule may well be
-# called `types` or `signal`, but one called `os` or `_subprocess` is a re-export.
-_CORE_MODULES = frozenset(
-    {
-        "os",
-        "posix",
-        "nt",
-        "sys",
-        "subprocess",
-        "builtins",
-        "socket",
-        "ctypes",
-        "marshal",
-        "importlib",
-        "pickle",
-        "shutil",
-        "pty",
-        "runpy",
-        "pkgutil",
-        "multiprocessing",
-        "io",
-    }
-)
 # Module-level functions with dunder names that picklers reference legitimately.
 _DUNDER_OK = frozenset({"__newobj__", "__newobj_ex__", "__reduce_ex__"})
 
@@ -266,11 +243,9 @@ def _deny_lookup(tables: NameTables, module: str, name: str) -> tuple[str, str] 
     return None
 
 
-def _alias_family(tables: NameTables, comp: str, core_only: bool) -> str | None:
-    """Return the family of a path component that names a dangerous module (`os`, `_os`)."""
+def _alias_family(tables: NameTables, comp: str) -> str | None:
+    """Return the family of an attribute that names a dangerous module (`os`, `_os`)."""
     bare = comp[1:] if comp.startswith("_") and not comp.startswith("__") else comp
-    if core_only and bare not in _CORE_MODULES:
-        return None
     return tables.module_aliases.get(comp) or tables.module_aliases.get(bare)
 
 
@@ -302,8 +277,11 @@ def classify(module: str, name: str, proto: int = 4, tables: NameTables | None =
             if comp in _DUNDER_OK and len(comps) == 1 and comp == name:
                 continue
             return Ruling(Class.DENY, key, family="interpreter-state", reason=f"dunder {comp}")
-    for i, comp in enumerate((*mod_parts[1:], *comps)):
-        family = _alias_family(tables, comp, core_only=i < len(mod_parts) - 1)
+    # Aliases matter in the attribute path only (`random:_os.system`): the module part is
+    # imported as a module, and `import pkg._os` finds a real submodule of pkg, not `os`
+    # re-exported under that name (denied module paths are matched by prefix above).
+    for comp in comps:
+        family = _alias_family(tables, comp)
         if family:
             return Ruling(
                 Class.DENY, key, family=family, reason=f"attribute path through module {comp}"
