@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Keras fixtures are built with the torch backend (TensorFlow is not a test dependency); the
+# variable must be set before keras is first imported.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from factories.benign import SAMPLES
 

@@ -183,9 +183,10 @@ def test_lfs_pointer_is_incomplete(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("magic", "fmt"), [(b"GGUF\x03\x00\x00\x00", "gguf"), (b"\x89HDF\r\n\x1a\n", "hdf5")]
 )
-def test_unanalysed_formats_are_incomplete(tmp_path: Path, magic: bytes, fmt: str) -> None:
+def test_truncated_model_formats_are_never_safe(tmp_path: Path, magic: bytes, fmt: str) -> None:
     result = scan_bytes(tmp_path, magic + b"\x00" * 64)
-    assert result.formats == (fmt,) and result.incomplete[0].rule_id == "MG004"
+    assert result.formats == (fmt,)
+    assert result.verdict is not Verdict.SAFE, result
 
 
 def test_safetensors_header_is_checked(tmp_path: Path) -> None:
@@ -193,7 +194,13 @@ def test_safetensors_header_is_checked(tmp_path: Path) -> None:
     good = len(header).to_bytes(8, "little") + header
     assert scan_bytes(tmp_path, good, "m.safetensors").verdict is Verdict.SAFE
     bad = (12).to_bytes(8, "little") + b"{not json!!}"
-    assert scan_bytes(tmp_path, bad, "n.safetensors").verdict is Verdict.ERROR
+    result = scan_bytes(tmp_path, bad, "n.safetensors")
+    assert [(f.rule_id, dict(f.evidence)["problem"]) for f in result.findings] == [
+        ("MG410", "invalid-json")
+    ]
+    assert result.verdict is Verdict.DANGEROUS
+    spaced = (len(header) + 3).to_bytes(8, "little") + b"   " + header
+    assert "safetensors" in scan_bytes(tmp_path, spaced, "s.safetensors").formats
 
 
 def test_extension_mismatch(tmp_path: Path) -> None:
@@ -311,12 +318,12 @@ def test_symlinked_folder_is_followed_once(tmp_path: Path) -> None:
 
 
 def test_internal_errors_fail_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelguard import filescan
+    from modelguard.analysers import numpy as numpy_analyser
 
     def boom(*args: object, **kwargs: object) -> None:
         raise ValueError("simulated bug")
 
-    monkeypatch.setattr(filescan.FileScan, "numpy", boom)
+    monkeypatch.setattr(numpy_analyser, "analyse_numpy", boom)
     buf = io.BytesIO()
     np.save(buf, np.ones(2))
     result = scan_bytes(tmp_path, buf.getvalue(), "a.npy")
@@ -386,9 +393,7 @@ def test_protocol0_stream_that_hits_a_limit_is_not_taken_for_text(tmp_path: Path
     assert result.formats == ("pickle",) and not result.complete
 
 
-def test_torchscript_archive_pickles_are_clean_and_code_is_reported_unanalysed(
-    tmp_path: Path,
-) -> None:
+def test_torchscript_archive_of_an_ordinary_module_is_clean(tmp_path: Path) -> None:
     scripted = torch_jit_script()
     path = tmp_path / "scripted.pt"
     scripted.save(str(path))
@@ -396,8 +401,8 @@ def test_torchscript_archive_pickles_are_clean_and_code_is_reported_unanalysed(
     result = report.files[0]
     assert "torchscript" in result.formats
     assert result.findings == (), result.findings
-    assert [i.rule_id for i in result.incomplete] == ["MG004"]
-    assert result.verdict is Verdict.ERROR
+    assert result.complete, result.incomplete
+    assert result.verdict is Verdict.SAFE
 
 
 def torch_jit_script():  # type: ignore[no-untyped-def]

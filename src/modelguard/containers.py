@@ -71,18 +71,16 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
         return None
     scan.seen("zip")
     names = [m.name for m in view.members]
-    pkl_dirs = {n[: -len("data.pkl")] for n in names if n.endswith("data.pkl")}
+    pkl_dirs = {n[: -len("data.pkl")] for n in names if n == "data.pkl" or n.endswith("/data.pkl")}
     if pkl_dirs:
         scan.seen("torch-zip")
     if any(n.startswith("code/") or "/code/" in n for n in names) and pkl_dirs:
         scan.seen("torchscript")
-        # TorchScript code runs on load (scripted __setstate__) and in forward; reading it
-        # for host-access operators is not implemented yet, so the archive is not "safe".
-        scan.incomplete(
-            "MG004", "TorchScript code (code/) is not analysed by this version of modelguard", loc
-        )
     if names and all(n.endswith(".npy") for n in names):
         scan.seen("npz")
+    from modelguard.analysers.archive import check_zip_members, declared_bomb, report_bomb
+
+    check_zip_members(scan, view, loc, blob=blob)
     for anomaly in view.anomalies:
         rule = _ZIP_FINDING.get(anomaly.kind)
         if rule:
@@ -115,6 +113,8 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
             mblob = zipread.open_member(blob, member, scan.limits, ignore_encryption=True)
         except LimitExceeded as exc:
             scan.incomplete("MG003", f"zip member: {exc}", mloc)
+            if not declared_bomb(scan, member):  # else check_zip_members reported it
+                report_bomb(scan, exc, mloc, "zip member", member.compressed_size)
             continue
         except FormatError as exc:
             scan.incomplete("MG002", f"zip member cannot be read: {exc}", mloc)
@@ -132,6 +132,14 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
                     mloc,
                     anomaly="crc-mismatch",
                 )
+    if pkl_dirs:
+        from modelguard.analysers.torchzip import check_torch_zip
+
+        check_torch_zip(scan, blob, view, loc, depth)
+    if {"config.json", "metadata.json"} <= set(names):
+        from modelguard.analysers.keras import check_keras_archive
+
+        check_keras_archive(scan, names, loc)
     return "zip"
 
 
@@ -175,6 +183,9 @@ def walk_tar(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: int)
         scan.incomplete("MG002", f"tar: {exc}", loc.at(exc.offset))
         return scan.mark("tar")
     scan.seen("tar")
+    from modelguard.analysers.archive import check_tar_members
+
+    check_tar_members(scan, view, loc)
     names = {m.name for m in view.members}
     legacy = {"sys_info", "pickle", "storages"} <= names
     if legacy:
@@ -273,6 +284,9 @@ def walk_wrapper(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: 
         return kind
     except LimitExceeded as exc:
         scan.incomplete("MG003", f"{kind}: {exc}", wloc)
+        from modelguard.analysers.archive import report_bomb
+
+        report_bomb(scan, exc, wloc, f"{kind} content", blob.size)
         return kind
     except FormatError as exc:
         rule = "MG004" if "not supported" in str(exc) else "MG002"
@@ -311,6 +325,9 @@ def walk_7z(scan: FileScan, blob: Blob, loc: Location, depth: int) -> None:
             continue
         except LimitExceeded as exc:
             scan.incomplete("MG003", f"7z member: {exc}", mloc)
+            from modelguard.analysers.archive import report_bomb
+
+            report_bomb(scan, exc, mloc, "7z member")
             continue
         except (FormatError, KeyError) as exc:
             scan.incomplete("MG002", f"7z member cannot be read: {exc}", mloc)

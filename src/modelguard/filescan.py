@@ -8,24 +8,22 @@ incomplete rather than safe.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 from modelguard.containers import walk_tar, walk_wrapper, walk_zip
-from modelguard.errors import FormatError, LimitExceeded
-from modelguard.formats.blob import Blob, BytesBlob, SliceBlob
-from modelguard.formats.numpy import NPY_MAGIC, read_npy_header
+from modelguard.errors import LimitExceeded
+from modelguard.formats.blob import Blob, BytesBlob
+from modelguard.formats.numpy import NPY_MAGIC
 from modelguard.formats.sniff import (
     GGUF_MAGIC,
     HDF5_MAGIC,
     LFS_PREFIX,
     PickleSignature,
-    looks_like_onnx,
     looks_like_text,
     pickle_signature,
     safetensors_header_length,
 )
-from modelguard.picklevm.values import GlobalRef, PickleResult
+from modelguard.picklevm.values import GlobalRef, PersRef, PickleResult
 from modelguard.picklevm.vm import ExtRegistry, run_pickle
 from modelguard.policy import Policy
 from modelguard.policy.evaluate import Collected, evaluate_pickle, make_finding
@@ -45,8 +43,14 @@ _HIDDEN_BUDGET = 2_000_000
 class FileScan:
     """The analysis of one top-level file: a recursive walk over its content."""
 
-    def __init__(self, display: str, policy: Policy) -> None:
+    def __init__(self, display: str, policy: Policy, path: str | None = None) -> None:
         self.policy = policy
+        # The file on disk, when the scan started from one: analysers that follow what a
+        # loader does next to the file (ONNX external data, sharded indexes, auto_map code)
+        # look beside it. None for content with no place on disk.
+        self.path = path
+        # Persistent ids (torch storages) of every pickle analysed, with the pickle's location.
+        self.persids: list[tuple[Location, PersRef]] = []
         self.limits = policy.limits
         self.coll = Collected()
         self.formats: list[str] = []
@@ -105,14 +109,22 @@ class FileScan:
         if fmt:
             return fmt
         if head.startswith(NPY_MAGIC):
-            self.numpy(blob, loc)
-            return self.mark("numpy")
+            from modelguard.analysers.numpy import analyse_numpy
+
+            return self.also_pickle(analyse_numpy(self, blob, loc, depth), blob, head, loc)
         if head.startswith(GGUF_MAGIC):
-            return self.unsupported("gguf", "GGUF", loc)
+            from modelguard.analysers.gguf import analyse_gguf
+
+            return self.also_pickle(analyse_gguf(self, blob, loc, depth), blob, head, loc)
         if head.startswith(HDF5_MAGIC):
-            return self.unsupported("hdf5", "HDF5 (Keras .h5)", loc)
+            from modelguard.analysers.hdf5 import analyse_hdf5
+
+            return self.also_pickle(analyse_hdf5(self, blob, loc, depth), blob, head, loc)
         if safetensors_header_length(blob) is not None:
-            return self.safetensors(blob, loc)
+            from modelguard.analysers.safetensors import analyse_safetensors
+
+            fmt = analyse_safetensors(self, blob, loc, depth)
+            return self.also_pickle(fmt, blob, head, loc)
         fmt = walk_tar(self, blob, head, loc, depth)
         if fmt:
             return fmt
@@ -125,10 +137,19 @@ class FileScan:
             kind = self.pickles(blob, loc, strong=False)
             if kind:
                 return self.mark(kind)
-        if looks_like_onnx(head):
-            return self.unsupported("onnx", "ONNX", loc)
-        if looks_like_text(head):
-            return self.mark("text")
+        from modelguard.analysers.protobuf import analyse_protobuf, sniff_protobuf
+
+        # A protobuf model (ONNX, TF GraphDef) can be valid UTF-8 without a NUL in its first
+        # 512 bytes: sniff it before taking the content for text.
+        text = looks_like_text(head)
+        if not text or sniff_protobuf(head, blob.size):
+            fmt = analyse_protobuf(self, blob, head, loc, depth)
+            if fmt:
+                return self.mark(fmt)
+        if text:
+            from modelguard.analysers.textfiles import analyse_text
+
+            return self.mark(analyse_text(self, blob, loc, depth))
         self.finding("MG210", "content is none of the formats modelguard knows", loc)
         return self.mark("unknown")
 
@@ -142,6 +163,25 @@ class FileScan:
             f"{what} content is not analysed by this version of modelguard",
             loc,
         )
+        return self.mark(fmt)
+
+    def also_pickle(self, fmt: str, blob: Blob, head: bytes, loc: Location) -> str:
+        """Report a file that is `fmt` and also starts with a pickle that would do something.
+
+        `pickle.load` on the file runs that pickle whatever the format's own loader sees
+        (safetensors whose length field decodes as opcodes, modelaudit#1612).
+        """
+        if pickle_signature(head) is PickleSignature.NONE:
+            return self.mark(fmt)
+        res = self.run(blob, 0, registry={})
+        if res.complete and res.effective:
+            self.finding(
+                "MG202",
+                f"the file is both {fmt} and a pickle that imports or calls something",
+                loc,
+                formats=f"{fmt}+pickle",
+            )
+            self.judge(res, blob, loc.inner("<as-pickle>"))
         return self.mark(fmt)
 
     # -- pickles -----------------------------------------------------------------------------
@@ -194,6 +234,7 @@ class FileScan:
             last = nxt
         for res in results:
             self.judge(res, blob, loc)
+            self.persids.extend((loc, ref) for ref in res.persids)
         if len(results) > 1 and not legacy:
             self.finding(
                 "MG112",
@@ -290,38 +331,3 @@ class FileScan:
             return self.coll
         finally:
             self.coll, self.depth = saved, depth
-
-    # -- containers --------------------------------------------------------------------------
-    def numpy(self, blob: Blob, loc: Location) -> None:
-        try:
-            header = read_npy_header(blob)
-        except FormatError as exc:
-            self.incomplete("MG002", f"npy: {exc}", loc.at(exc.offset))
-            return
-        if header.has_object:
-            self.finding(
-                "MG206",
-                f"object-dtype array {header.descr!r}: its data is a pickle",
-                loc,
-                descr=repr(header.descr),
-            )
-            body = SliceBlob(blob, header.data_offset, blob.size - header.data_offset)
-            self.pickles(body, loc.inner("<object-array>"), strong=True)
-
-    def safetensors(self, blob: Blob, loc: Location) -> str:
-        length = safetensors_header_length(blob) or 0
-        if length > self.limits.max_header_bytes:
-            self.incomplete(
-                "MG003",
-                f"max_header_bytes reached (safetensors header of {length} bytes)",
-                loc,
-            )
-            return self.mark("safetensors")
-        try:
-            header = json.loads(blob.read(8, length))
-        except (ValueError, RecursionError) as exc:
-            self.incomplete("MG002", f"safetensors header is not valid JSON: {exc}", loc.at(8))
-            return self.mark("safetensors")
-        if not isinstance(header, dict):
-            self.incomplete("MG002", "safetensors header is not a JSON object", loc.at(8))
-        return self.mark("safetensors")

@@ -2,7 +2,8 @@
 
 Ids are grouped by area: MG0xx the scan itself could not finish (these make a result
 incomplete rather than carrying a severity), MG1xx pickle semantics, MG2xx containers and file
-structure. `modelguard explain RULE` prints `Rule.help`; SARIF carries the same text.
+structure, MG4xx non-pickle formats and config-as-code. `modelguard explain RULE` prints
+`Rule.help`; SARIF carries the same text.
 """
 
 from __future__ import annotations
@@ -248,6 +249,300 @@ RULES: dict[str, Rule] = {
             "The file is not a pickle, archive, compressed wrapper or model format known to "
             "modelguard. It is listed so that nothing is silently skipped; it does not block "
             "by itself.",
+        ),
+        # -- MG4xx: non-pickle formats and config-as-code -----------------------------------
+        Rule(
+            "MG401",
+            "archive-path-escape",
+            _H,
+            "An archive member's name would be written outside the extraction folder.",
+            "The member name is absolute, carries a drive letter, contains a NUL byte, or "
+            "climbs out with `..` after normalisation (Zip Slip; Keras get_file "
+            "CVE-2025-12638). Loaders that extract archives (Keras, get_file, tar-based "
+            "checkpoints) would overwrite files elsewhere on the host. Do not extract the file.",
+        ),
+        Rule(
+            "MG402",
+            "archive-link-member",
+            _H,
+            "An archive holds a symbolic or hard link member.",
+            "Extracting a link member makes a later member, or the loader itself, read or "
+            "write wherever the link points (tar hard-link traversal, keras#23055). Model "
+            "archives have no reason to contain links. The link target is in the evidence.",
+        ),
+        Rule(
+            "MG403",
+            "duplicate-key",
+            _H,
+            "A name is defined twice in a header, config or archive; readers disagree which wins.",
+            "JSON configs and safetensors headers with a repeated key, GGUF metadata or tensor "
+            "names given twice, or a tar member stored twice: one parser keeps the first copy, "
+            "another the last (ToB TOB-SFTN-7). A scanner can be shown one copy while the "
+            "loader uses the other. Benign writers never produce duplicates.",
+        ),
+        Rule(
+            "MG404",
+            "decompression-bomb",
+            _H,
+            "A member or wrapper expands far beyond its stored size.",
+            "The compression ratio or the declared size exceeds the scanner's limits "
+            "(max_ratio, max_member_bytes): a decompression bomb that exhausts memory or disk "
+            "in loaders that inflate it (keras#23010). The rest of it was not analysed.",
+        ),
+        Rule(
+            "MG410",
+            "safetensors-invalid",
+            _H,
+            "The safetensors header breaks the format's rules.",
+            "Header length beyond the cap or the file, a header not starting with `{`, invalid "
+            "JSON, an unknown dtype, bad shapes, offsets that overlap, leave holes or run past "
+            "the data, trailing bytes, or non-string metadata. The reference loader refuses "
+            "such files, but other readers may not, and unindexed bytes are where polyglot "
+            "payloads hide. The problem is named in the evidence.",
+        ),
+        Rule(
+            "MG411",
+            "safetensors-metadata",
+            _L,
+            "The safetensors header carries unusual keys, names or metadata content.",
+            "Extra keys in tensor entries, tensor names with control characters or path "
+            "separators, or metadata values holding URLs, code, templates or very long text. "
+            "None of it runs on load, but it is not what converters write and may target "
+            "tools that act on metadata.",
+        ),
+        Rule(
+            "MG412",
+            "shard-index-mismatch",
+            _H,
+            "A sharded checkpoint's index and its shards disagree.",
+            "The `*.safetensors.index.json` weight map names a tensor its shard does not hold, "
+            "a shard holds tensors the index does not list (hidden capacity), a tensor is "
+            "defined in two shards (which copy a loader uses depends on the loader), or a "
+            "shard name has path components.",
+        ),
+        Rule(
+            "MG420",
+            "gguf-invalid",
+            _H,
+            "The GGUF header, metadata or tensor table breaks the format's rules.",
+            "Counts or lengths beyond the file, unknown value or tensor types, too many "
+            "dimensions, element counts that overflow, a bad alignment, misaligned, "
+            "overlapping or out-of-range tensor offsets. Native GGUF readers trusted such "
+            "fields and had heap overflows (CVE-2026-33298, llama.cpp #19856). The problem is "
+            "named in the evidence.",
+        ),
+        Rule(
+            "MG421",
+            "template-injection",
+            _C,
+            "A chat template reaches Python internals.",
+            "The Jinja template (GGUF `tokenizer.chat_template`, `tokenizer_config.json`, "
+            "`chat_template.jinja`) uses dunder attributes, escape-prone globals or obfuscated "
+            "attribute access. Rendered by a Python jinja2 environment without a sandbox it "
+            "runs code when the model is loaded or chatted with (CVE-2024-34359, "
+            "CVE-2026-5760). The template was parsed, never rendered.",
+        ),
+        Rule(
+            "MG422",
+            "template-suspicious",
+            _L,
+            "A chat template does something templates rarely need.",
+            "The template contains URLs, branches on the content of messages, or injects text "
+            "the user did not write: the signs of a poisoned template that plants hidden "
+            "instructions or waits for a trigger. It does not run code; review the template.",
+        ),
+        Rule(
+            "MG430",
+            "onnx-external-path-escape",
+            _C,
+            "ONNX external data points outside the model folder.",
+            "A tensor's external-data `location` is absolute, has a drive letter, a URL "
+            "scheme or a NUL byte, climbs out with `..`, or resolves through a symbolic or hard "
+            "link to a file outside the model folder. Loading the model reads that host file "
+            "into the weights (CVE-2022-25882, CVE-2024-27318, CVE-2026-27489, "
+            "CVE-2026-34446, CVE-2026-34447).",
+        ),
+        Rule(
+            "MG431",
+            "onnx-external-data-invalid",
+            _H,
+            "ONNX external-data entries are malformed.",
+            "An external-data entry has keys other than location, offset, length and checksum "
+            "(older onnx applied them with setattr, CVE-2026-34445), an offset or length that "
+            "runs past the data file, or names a file that is missing or not a regular file.",
+        ),
+        Rule(
+            "MG432",
+            "onnx-custom-domain",
+            _L,
+            "The ONNX graph uses operators from a non-standard domain.",
+            "Custom operator domains need a native library registered by the host (or, for "
+            "`ai.onnx.contrib`, Python code through onnxruntime-extensions). The model does "
+            "not run without it; make sure that library comes from a trusted source.",
+        ),
+        Rule(
+            "MG440",
+            "keras-lambda",
+            _C,
+            "A Keras model config holds a Lambda layer with serialised code.",
+            "Lambda layers store Python bytecode (base64 marshal) that runs when the model is "
+            "loaded with safe_mode off, or through safe_mode bypasses (CVE-2024-3660, "
+            "CVE-2025-9906, CVE-2025-9905). Printable strings of the code are in the evidence; "
+            "the code was never unmarshalled.",
+        ),
+        Rule(
+            "MG441",
+            "keras-foreign-module",
+            _H,
+            "A Keras model config references a module outside Keras.",
+            "Keras deserialisation imports the `module` and `registered_name` a config names; "
+            "a reference outside Keras' own packages is how arbitrary functions were called at "
+            "load time (CVE-2025-1550). Custom layers legitimately do this; allow them by name "
+            "in the policy once reviewed.",
+        ),
+        Rule(
+            "MG442",
+            "keras-unsafe-reference",
+            _C,
+            "A Keras model config uses an API or layer that reaches the host.",
+            "The config references a non-modelling Keras API (get_file, "
+            "enable_unsafe_deserialization, load_model, ...), a layer that loads other "
+            "artifacts (TFSMLayer, TorchModuleWrapper), a lookup vocabulary given as a file "
+            "path, or a layer name that is a path: the safe_mode bypasses of CVE-2025-8747, "
+            "CVE-2025-9906, CVE-2025-49655, CVE-2025-12058, CVE-2026-1462 and CVE-2026-12479.",
+        ),
+        Rule(
+            "MG443",
+            "hdf5-external-reference",
+            _C,
+            "An HDF5 file reads data from outside itself.",
+            "A dataset with external storage, an external link or a virtual dataset makes "
+            "loading read a host file into the weights (CVE-2026-1669); soft links can alias "
+            "one dataset as another. Found from HDF5 metadata only; no external data was read.",
+        ),
+        Rule(
+            "MG444",
+            "hdf5-shape-bomb",
+            _H,
+            "An HDF5 dataset declares far more data than the file stores.",
+            "A dataset whose shape times item size is many times larger than the bytes "
+            "stored makes the loader allocate it (CVE-2026-0897).",
+        ),
+        Rule(
+            "MG445",
+            "keras-unexpected-member",
+            _L,
+            "A .keras archive holds members Keras does not write.",
+            "Keras saves config.json, metadata.json and model.weights.h5 (plus assets). Other "
+            "members were scanned on their own; they are not used by Keras but may be by "
+            "other tools.",
+        ),
+        Rule(
+            "MG450",
+            "torchscript-host-access",
+            _C,
+            "TorchScript code reads or writes host files or reaches the OS.",
+            "The archive's `code/` calls operators such as torch.from_file or torch.save that "
+            "read an arbitrary host file into a tensor or write one when the module runs; "
+            "torch.jit.load trusts it. The call and its line are in the evidence.",
+        ),
+        Rule(
+            "MG451",
+            "torchscript-custom-op",
+            _L,
+            "TorchScript code calls operators from a non-standard namespace.",
+            "`torch.ops.<namespace>` operators outside torch's own need a native library "
+            "loaded by the host; make sure it comes from a trusted source.",
+        ),
+        Rule(
+            "MG452",
+            "storage-size-mismatch",
+            _H,
+            "A PyTorch storage's declared size does not match its stored data.",
+            "The pickle declares a storage of N elements but `data/<key>` holds a different "
+            "number of bytes, or the storage is missing. torch before 2.10 trusted the "
+            "declared size (heap corruption, CVE-2026-24747).",
+        ),
+        Rule(
+            "MG460",
+            "tf-dangerous-op",
+            _C,
+            "A TensorFlow graph runs Python callbacks or reads or writes files.",
+            "Ops such as PyFunc, EagerPyFunc, ReadFile, WriteFile, MatchingFiles or "
+            "ImmutableConst outside the standard save/restore functions run Python code or "
+            "touch host files when the graph runs (TensorFlow SECURITY.md: models are "
+            "programs). The op and its function are in the evidence.",
+        ),
+        Rule(
+            "MG461",
+            "tf-risky-op",
+            _M,
+            "A TensorFlow graph reads data through file readers or prints to a stream.",
+            "Dataset and table readers (TFRecordDataset, TextLineDataset, "
+            "InitializeTableFromTextFile, ...) read host files named in the graph; PrintV2 "
+            "can write to files. Legitimate in input pipelines, unusual in a served model.",
+        ),
+        Rule(
+            "MG470",
+            "numpy-size-mismatch",
+            _M,
+            "A NumPy array declares a different size than the bytes stored.",
+            "shape times item size disagrees with the data that follows the header: more "
+            "declared than stored makes loaders allocate what is not there (keras#23016); "
+            "more stored than declared leaves bytes that another reader may interpret.",
+        ),
+        Rule(
+            "MG480",
+            "remote-code",
+            _L,
+            "The model folder configures custom code that loaders import.",
+            "`auto_map`, `custom_pipelines` or custom module entries make transformers (with "
+            "trust_remote_code) or sentence-transformers import Python files shipped with the "
+            "model. The files are named in the evidence; review them before trusting the "
+            "model, and pin a revision.",
+        ),
+        Rule(
+            "MG481",
+            "remote-code-cross-repo",
+            _C,
+            "Custom code is taken from another repository.",
+            "An `auto_map` entry of the form `owner/repo--module.Class` makes transformers "
+            "fetch code from a different repository whose revision is not pinned by this "
+            "model's revision: whoever controls that repository runs code in your process.",
+        ),
+        Rule(
+            "MG482",
+            "remote-code-missing",
+            _H,
+            "Custom code named by the config is not in the model folder.",
+            "The config names a module that is not shipped here, so it would be fetched from "
+            "elsewhere at load time and could not be reviewed or scanned.",
+        ),
+        Rule(
+            "MG483",
+            "executable-file",
+            _M,
+            "A native executable or script is shipped beside model weights.",
+            "ELF, PE or Mach-O binaries and scripts with an interpreter line have no role in a "
+            "model folder; they run if anything invokes them.",
+        ),
+        Rule(
+            "MG484",
+            "pickle-beside-safetensors",
+            _L,
+            "Pickle weights are shipped next to safetensors weights.",
+            "Loaders choose between them by their own rules (and fall back to pickle when "
+            "safetensors are filtered out), and nothing guarantees that both hold the same "
+            "weights. Prefer the safetensors files and delete the pickle copies.",
+        ),
+        Rule(
+            "MG485",
+            "remote-code-dangerous",
+            _H,
+            "Custom code the config makes loaders import runs processes, eval or network calls.",
+            "A Python file named by `auto_map` (or imported by one) calls process, "
+            "dynamic-code, network or file-system functions. It runs with trust_remote_code. "
+            "The calls and lines are in the evidence; the code was parsed, never imported.",
         ),
     )
 }

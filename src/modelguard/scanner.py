@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from modelguard._version import __version__
@@ -37,6 +38,7 @@ _CATEGORY = {
     "hdf5": "hdf5",
     "onnx": "onnx",
     "text": "text",
+    "json": "text",
 }
 
 
@@ -65,7 +67,7 @@ def scan_file(path: str | os.PathLike[str], display: str, policy: Policy) -> Fil
     Anything that is not a regular file (FIFO, device, socket) is reported as not scanned
     rather than opened: reading one could block forever or never end.
     """
-    scan = FileScan(display, policy)
+    scan = FileScan(display, policy, os.fspath(path))
 
     def unreadable(reason: str) -> FileResult:
         return FileResult(display, 0, (), (), (Incomplete("MG001", reason, scan.root),))
@@ -125,6 +127,25 @@ def _iter_files(target: Path, display: str) -> Iterator[tuple[Path, str]]:
             yield Path(root) / name, shown
 
 
+def _with_folder_findings(
+    entries: list[tuple[Path, str]], results: list[FileResult], policy: Policy
+) -> list[FileResult]:
+    """Add what only the whole folder shows (code beside weights, pickle beside safetensors)."""
+    from modelguard.analysers.hfrepo import folder_findings
+
+    extra = folder_findings(
+        [(path, res) for (path, _), res in zip(entries, results, strict=True)], policy
+    )
+    if not extra:
+        return results
+    return [
+        replace(res, findings=sorted_findings([*res.findings, *extra[res.path]]))
+        if res.path in extra
+        else res
+        for res in results
+    ]
+
+
 def scan(
     targets: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -161,6 +182,7 @@ def scan(
         if progress is not None:
             progress(index, len(entries), display)
         results.append(scan_file(path, display, policy))
+    results = _with_folder_findings(entries, results, policy)
     results.sort(key=lambda r: r.path)
     return ScanReport(
         files=tuple(results),

@@ -47,15 +47,35 @@ def pickle_signature(head: bytes) -> PickleSignature:
     return PickleSignature.NONE
 
 
+_JSON_SPACE = (b" ", b"\t", b"\r", b"\n")
+_SPACE_CHUNK = 64 * 1024
+
+
 def safetensors_header_length(blob: Blob) -> int | None:
-    """Return the JSON header length if the blob looks like safetensors, else None."""
+    """Return the JSON header length if the blob looks like safetensors, else None.
+
+    The header is JSON that starts with `{`, after optional JSON whitespace: the reference
+    loader accepts leading whitespace, so a scanner that does not would let such a file pass
+    as unknown content.
+    """
     head = blob.read(0, 9)
-    if len(head) < 9 or head[8:9] != b"{":
+    if len(head) < 9:
         return None
     length = int.from_bytes(head[:8], "little")
     if length < 2 or 8 + length > blob.size:
         return None
-    return length
+    if head[8:9] == b"{":
+        return length
+    if head[8:9] not in _JSON_SPACE:
+        return None
+    pos = 8
+    while pos < 8 + length:
+        chunk = blob.read(pos, min(_SPACE_CHUNK, 8 + length - pos))
+        stripped = chunk.lstrip(b" \t\r\n")
+        if stripped:
+            return length if stripped[:1] == b"{" else None
+        pos += len(chunk)
+    return None
 
 
 def looks_like_text(head: bytes) -> bool:

@@ -61,7 +61,10 @@ class ZipMember:
     ``data_offset`` is computed from the *local* header's name and extra lengths, as miniz
     (PyTorch) and ``zipfile`` do; ``local_name`` is None when no local header was found at
     ``local_offset``. ``index`` is the position in `ZipView.members`, which for central
-    entries is their position in the central directory.
+    entries is their position in the central directory. ``external_attr`` and
+    ``create_system`` (the high byte of "version made by": 3 is Unix, whose file mode is in
+    the high 16 bits of ``external_attr``) come from the central directory; both are 0 for
+    local-only members, which have neither.
     """
 
     name: str
@@ -75,6 +78,8 @@ class ZipMember:
     crc: int
     origin: str
     index: int
+    external_attr: int = 0
+    create_system: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +319,7 @@ def _read_central(
         data = local + _LOCAL.size + nlen + xlen  # replaced by the local header's view
         name = _decode_name(var[:nlen], flags)
         entry = ZipMember(name, None, local, data, csize, usize, method, flags, crc, "central",
-                          len(members))  # fmt: skip
+                          len(members), f[15], f[1] >> 8)  # fmt: skip
         members.append(_resolve(blob, entry, var[:nlen], anomalies))
         pos += _CENTRAL.size + nlen + xlen + clen
     if len(members) != d.count:

@@ -1,0 +1,273 @@
+"""Archive hygiene: member names that escape, link members, duplicates and decompression bombs.
+
+Loaders that extract archives (Keras ``get_file`` and ``.keras`` assets, tar-based
+checkpoints, hand-written ``extractall`` calls) write each member where its name says. A name
+that is absolute, carries a drive letter or climbs out with ``..`` writes outside the target
+folder (Zip Slip; Keras CVE-2025-12638); a symbolic or hard link member redirects later
+members or the loader itself (tar hard-link traversal, keras#23055). These checks look at the
+member table only (names, types, link targets, declared sizes): nothing is extracted.
+
+Called by `modelguard.containers` before the members are analysed; decompression limits
+reached while opening members are reported through `report_bomb`.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from typing import TYPE_CHECKING
+
+from modelguard.errors import FormatError, LimitExceeded
+
+if TYPE_CHECKING:
+    from modelguard.filescan import FileScan
+    from modelguard.formats.blob import Blob
+    from modelguard.formats.tarread import TarView
+    from modelguard.formats.zipread import ZipMember, ZipView
+    from modelguard.results import Location
+
+__all__ = [
+    "BOMB_LIMITS",
+    "check_tar_members",
+    "check_zip_members",
+    "declared_bomb",
+    "escape_reason",
+    "normalise_member",
+    "report_bomb",
+]
+
+#: Findings of one rule reported per archive before the rest are summed up in one finding.
+MAX_FINDINGS_PER_RULE = 20
+#: Limits whose breach means the content expands beyond what the scanner holds: a bomb.
+BOMB_LIMITS = frozenset({"max_ratio", "max_member_bytes"})
+_UNIX = 3  # "version made by" high byte for Unix (APPNOTE 4.4.2.2)
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_MAX_LINK_TARGET = 4096  # a zip symlink's target is its content; longer is not a path
+_SHOWN = 200  # characters of a member name or link target kept in messages and evidence
+
+
+def _show(text: str) -> str:
+    """A member name or link target made printable and short for messages and evidence."""
+    shown = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return shown if len(shown) <= _SHOWN else shown[:_SHOWN] + "..."
+
+
+def normalise_member(name: str) -> str | None:
+    """Return the member name as an extractor would resolve it, or None if it escapes.
+
+    Backslashes count as separators (Windows extractors treat them so); empty and ``.``
+    components are dropped and ``..`` removes the previous component. None when the name is
+    absolute, has a drive letter or a NUL byte, or ``..`` climbs above the extraction folder.
+    """
+    return None if escape_reason(name) else "/".join(_components(name))
+
+
+def _components(name: str) -> list[str]:
+    parts: list[str] = []
+    for part in name.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+def escape_reason(name: str) -> str | None:
+    """Return why a member name would be written outside the extraction folder, or None."""
+    if "\x00" in name:
+        return "contains a NUL byte"
+    unified = name.replace("\\", "/")
+    if unified.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE.match(unified):
+        return "has a drive letter"
+    depth = 0
+    for part in unified.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return "climbs out of the extraction folder with '..'"
+        else:
+            depth += 1
+    return None
+
+
+class _Capped:
+    """Counts findings per rule in one archive; past the cap they are summed up at the end."""
+
+    def __init__(self, scan: FileScan, loc: Location) -> None:
+        self.scan, self.loc = scan, loc
+        self.counts: dict[str, int] = {}
+
+    def add(self, rule: str, message: str, loc: Location, **evidence: str) -> None:
+        n = self.counts.get(rule, 0) + 1
+        self.counts[rule] = n
+        if n <= MAX_FINDINGS_PER_RULE:
+            self.scan.finding(rule, message, loc, **evidence)
+
+    def close(self) -> None:
+        for rule, n in sorted(self.counts.items()):
+            if n > MAX_FINDINGS_PER_RULE:
+                more = n - MAX_FINDINGS_PER_RULE
+                self.scan.finding(
+                    rule,
+                    f"{more} more archive members with the same problem are not listed",
+                    self.loc,
+                    count=str(n),
+                )
+
+
+def _check_name(out: _Capped, name: str, mloc: Location) -> None:
+    reason = escape_reason(name)
+    if reason:
+        out.add(
+            "MG401",
+            f"member name {_show(name)!r} {reason}: extracting it writes outside the target folder",
+            mloc,
+            member=_show(name),
+            reason=reason,
+        )
+
+
+def _zip_link(member: ZipMember) -> bool:
+    # Info-ZIP stores the Unix mode in the high 16 bits of external_attr; zipfile (3.12+
+    # with filter) and unzip restore S_IFLNK members as symbolic links whose target is the
+    # member's content.
+    mode = member.external_attr >> 16
+    return member.create_system == _UNIX and stat.S_IFMT(mode) == stat.S_IFLNK
+
+
+def _zip_link_target(scan: FileScan, blob: Blob | None, member: ZipMember) -> str:
+    if blob is None or member.size > _MAX_LINK_TARGET:
+        return "?"
+    from modelguard.formats import zipread
+
+    try:
+        data = zipread.open_member(blob, member, scan.limits, ignore_encryption=True)
+        return data.read(0, _MAX_LINK_TARGET).decode("utf-8", "replace")
+    except FormatError:
+        return "?"
+
+
+def check_zip_members(
+    scan: FileScan, view: ZipView, loc: Location, *, blob: Blob | None = None
+) -> None:
+    """Report zip members whose names escape (MG401), symbolic links (MG402) and members
+    whose declared sizes make a decompression bomb (MG404).
+
+    Duplicate names are reported by `modelguard.containers.walk_zip` (MG203), not here.
+    ``blob`` (the archive) is only used to read link targets for the evidence.
+    """
+    out = _Capped(scan, loc)
+    seen: set[tuple[str, str]] = set()
+    for member in view.members:
+        name = member.name
+        mloc = loc.inner(name)
+        if ("MG401", name) not in seen:
+            seen.add(("MG401", name))
+            _check_name(out, name, mloc)
+        if _zip_link(member) and ("MG402", name) not in seen:
+            seen.add(("MG402", name))
+            target = _zip_link_target(scan, blob, member)
+            out.add(
+                "MG402",
+                f"zip member {_show(name)!r} is a symbolic link to {_show(target)!r}",
+                mloc,
+                member=_show(name),
+                target=_show(target),
+                kind="symlink",
+            )
+        if declared_bomb(scan, member) and ("MG404", name) not in seen:
+            seen.add(("MG404", name))
+            out.add(
+                "MG404",
+                f"zip member {_show(name)!r} declares {member.size} bytes from "
+                f"{member.compressed_size} compressed bytes (above max_ratio "
+                f"{scan.limits.max_ratio})",
+                mloc,
+                limit="max_ratio",
+                size=str(member.size),
+                compressed=str(member.compressed_size),
+            )
+    out.close()
+
+
+def declared_bomb(scan: FileScan, member: ZipMember) -> bool:
+    """Does a compressed zip member declare more output than ``max_ratio`` allows?
+
+    Measured like the decoder's own cap (`modelguard.formats.compress.output_cap`): small
+    members count as ``RATIO_FLOOR`` compressed bytes, so only sizable expansions count.
+    Stored members (method 0) cannot expand.
+    """
+    if member.method == 0:
+        return False
+    from modelguard.formats.compress import RATIO_FLOOR
+
+    return member.size > scan.limits.max_ratio * max(member.compressed_size, RATIO_FLOOR)
+
+
+def report_bomb(
+    scan: FileScan, exc: LimitExceeded, loc: Location, what: str, compressed: int | None = None
+) -> None:
+    """Report MG404 for a decompression limit reached while inflating ``what``.
+
+    Only ``max_ratio`` and ``max_member_bytes`` count (other limits are not about expansion).
+    The caller still records the MG003 incomplete: what was not inflated is unknown.
+    """
+    if exc.limit not in BOMB_LIMITS:
+        return
+    value = getattr(scan.limits, exc.limit)
+    evidence = {"limit": exc.limit, "value": str(value)}
+    if compressed is not None:
+        evidence["compressed"] = str(compressed)
+    scan.finding(
+        "MG404",
+        f"{what} expands beyond {exc.limit} ({value}): {exc}",
+        loc,
+        **evidence,
+    )
+
+
+def check_tar_members(scan: FileScan, view: TarView, loc: Location) -> None:
+    """Report tar members whose names escape (MG401), link members (MG402, with the link
+    target) and members stored twice under the same name (MG403)."""
+    out = _Capped(scan, loc)
+    checked: set[str] = set()
+    linked: set[str] = set()
+    by_path: dict[str, int] = {}
+    for member in view.members:
+        name = member.name
+        mloc = loc.inner(name)
+        if name not in checked:
+            checked.add(name)
+            _check_name(out, name, mloc)
+        if member.kind in ("symlink", "hardlink") and name not in linked:
+            linked.add(name)
+            out.add(
+                "MG402",
+                f"tar member {_show(name)!r} is a {member.kind} to {_show(member.linkname)!r}",
+                mloc,
+                member=_show(name),
+                target=_show(member.linkname),
+                kind=member.kind,
+            )
+        if member.kind != "dir":
+            # "a", "./a" and "b/../a" are extracted to the same file.
+            key = "/".join(_components(name))
+            by_path[key] = by_path.get(key, 0) + 1
+    for path, count in by_path.items():
+        if count > 1:
+            out.add(
+                "MG403",
+                f"tar member {_show(path)!r} is stored {count} times: extraction keeps the "
+                "last copy, a reader that stops at the first sees another",
+                loc.inner(path),
+                member=_show(path),
+                count=str(count),
+            )
+    out.close()

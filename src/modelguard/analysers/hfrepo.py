@@ -1,0 +1,502 @@
+"""Hugging Face model folders as code: configs that import Python, and what lies beside weights.
+
+A model folder is more than weights. ``auto_map`` (transformers, with ``trust_remote_code``),
+``custom_pipelines``, sentence-transformers ``modules.json`` and diffusers ``model_index.json``
+make loaders import Python files shipped with the model, or fetched from another repository
+(``owner/repo--module.Class``: transformers only reuses the caller's revision for code in the
+same repository, so pinning the model does not pin that code). `check_config` reports those
+references (MG480, MG481), referenced files missing from the folder (MG482) and dangerous
+calls in the referenced files, which are parsed with `ast`, never imported (MG485).
+
+`folder_findings` looks at a scanned folder as a whole: native executables and scripts beside
+weights (MG483) and pickle weights beside safetensors (MG484).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelguard.filescan import FileScan
+    from modelguard.policy import Policy
+    from modelguard.results import FileResult, Finding, Location
+
+__all__ = ["WEIGHT_FORMATS", "CodeRef", "check_config", "code_refs", "folder_findings"]
+
+#: Formats (`FileResult.formats`) that make a folder a model folder.
+WEIGHT_FORMATS = frozenset(
+    {"safetensors", "pickle", "legacy-torch", "torch-zip", "gguf", "onnx", "hdf5", "numpy"}
+)
+_PICKLE_WEIGHTS = frozenset({"pickle", "legacy-torch", "torch-zip"})
+# diffusers' LOADABLE_CLASSES libraries (pipeline_loading_utils.py); a component whose library
+# is none of these is a custom module loaded from the component's folder.
+_DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers", "onnxruntime.training"})
+_ST_PREFIX = "sentence_transformers."
+_ST_KEYS = frozenset({"idx", "name", "path", "type"})
+MAX_CODE_BYTES = 1024 * 1024  # a Python file larger than this is not parsed
+MAX_CODE_FILES = 32  # files parsed per config, referenced and relatively imported
+_MAX_REFS = 200  # references read from one config
+_MAX_SHOWN = 10  # entries listed in one evidence value
+_HEAD = 64  # bytes read to recognise an executable
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRef:
+    """One reference from a config to code.
+
+    Attributes:
+        key: where it is, e.g. ``auto_map.AutoModel`` or ``modules[1].type``.
+        value: the reference as written.
+        repo: the repository id before ``--``, or "" for the model's own repository.
+        file: the Python file it makes a loader import (relative, POSIX), or "" when it names
+            an installed package rather than a file shipped with the model.
+        optional: the loader imports ``file`` only if it exists (diffusers components);
+            otherwise the reference names the loader's own code.
+    """
+
+    key: str
+    value: str
+    repo: str
+    file: str
+    optional: bool = False
+
+
+def _class_ref(key: str, value: str, *, folder: str = "") -> CodeRef:
+    """A transformers-style "[owner/repo--]module.Class" reference."""
+    repo, _, ref = value.rpartition("--")
+    module, _, _ = ref.rpartition(".")
+    file = f"{module}.py" if module and "." not in module else ""
+    if file and folder:
+        file = f"{folder}/{file}"
+    return CodeRef(key, value, repo, file)
+
+
+def _auto_map(value: object) -> Iterator[CodeRef]:
+    # A dict {AutoClass: ref or [slow, fast]}, or (old tokenizer configs) a bare [slow, fast].
+    items = value.items() if isinstance(value, dict) else [("", value)]
+    for auto, ref in items:
+        key = f"auto_map.{auto}" if auto else "auto_map"
+        refs = ref if isinstance(ref, list) else [ref]
+        for one in refs:
+            if isinstance(one, str) and one:
+                yield _class_ref(key, one)
+
+
+def _custom_pipelines(value: object) -> Iterator[CodeRef]:
+    if not isinstance(value, dict):
+        return
+    for task, spec in value.items():
+        if isinstance(spec, dict) and isinstance(spec.get("impl"), str):
+            yield _class_ref(f"custom_pipelines.{task}.impl", spec["impl"])
+
+
+def _st_modules(value: list[object]) -> Iterator[CodeRef]:
+    # sentence-transformers imports `type`; one outside the library is imported from the
+    # environment or, as "module.Class", from module.py in the model repository.
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            continue
+        kind = item["type"]
+        if not kind.startswith(_ST_PREFIX):
+            yield _class_ref(f"modules[{i}].type", kind)
+
+
+def _diffusers(value: dict[str, object]) -> Iterator[CodeRef]:
+    pipeline = value.get("_class_name")
+    if (
+        isinstance(pipeline, list)
+        and len(pipeline) == 2
+        and all(isinstance(p, str) for p in pipeline)
+    ):
+        # [module, Class]: a custom pipeline in module.py at the repository root.
+        yield CodeRef("_class_name", f"{pipeline[0]}.{pipeline[1]}", "", f"{pipeline[0]}.py")
+    for name, spec in value.items():
+        if name.startswith("_") or not isinstance(spec, list) or len(spec) != 2:
+            continue
+        library, cls = spec
+        if not isinstance(library, str) or library in _DIFFUSERS_LIBRARIES:
+            continue
+        if not isinstance(cls, str) or any(c in library for c in "./\\\x00"):
+            continue
+        # diffusers imports <component>/<library>.py when the folder has it (a custom
+        # component); otherwise <library> must be one of its own pipeline modules
+        # (["stable_diffusion", "StableDiffusionSafetyChecker"]) and nothing is imported.
+        yield CodeRef(name, f"{library}.{cls}", "", f"{name}/{library}.py", optional=True)
+
+
+def code_refs(value: object, name: str) -> list[CodeRef]:
+    """Return the code references in one parsed JSON document (empty for most JSON).
+
+    ``name`` is the document's base name; the shapes are recognised by content, the name
+    only decides list documents (``modules.json``) and diffusers indexes without a version.
+    """
+    refs: list[CodeRef] = []
+    if isinstance(value, dict):
+        if "auto_map" in value:
+            refs += _auto_map(value["auto_map"])
+        if "custom_pipelines" in value:
+            refs += _custom_pipelines(value["custom_pipelines"])
+        if "_diffusers_version" in value or name == "model_index.json":
+            refs += _diffusers(value)
+    elif isinstance(value, list) and (
+        name == "modules.json"
+        or any(isinstance(i, dict) and set(i) >= _ST_KEYS for i in value[:_MAX_REFS])
+    ):
+        refs += _st_modules(value)
+    return refs[:_MAX_REFS]
+
+
+def _shown(items: list[str]) -> str:
+    more = len(items) - _MAX_SHOWN
+    return ", ".join(items[:_MAX_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def check_config(scan: FileScan, value: object, loc: Location, name: str) -> None:
+    """Report the code a parsed JSON document makes loaders import.
+
+    MG480 for references to code, MG481 for references into another repository, and, when
+    the document is a file on disk (``scan.path`` set, not an archive member): MG482 for
+    referenced files missing beside it, MG485 for dangerous calls in the referenced files
+    and the files they import relatively. A cheap no-op for JSON that configures no code.
+    """
+    if not isinstance(value, (dict, list)):
+        return
+    refs = code_refs(value, name)
+    local = scan.path is not None and not loc.members
+    folder = os.path.dirname(os.path.abspath(scan.path)) if scan.path is not None else ""
+    if any(r.optional for r in refs):
+        refs = [r for r in refs if not r.optional or (local and _exists(folder, r.file))]
+    if not refs:
+        return
+    entries = [f"{r.key}={r.value}" for r in refs]
+    files = list(dict.fromkeys(r.file for r in refs if r.file and not r.repo))
+    evidence = {"entries": _shown(entries)}
+    if files:
+        evidence["files"] = _shown(files)
+    scan.finding(
+        "MG480",
+        f"{name} makes loaders import custom code: {_shown(entries)}",
+        loc,
+        **evidence,
+    )
+    for repo in dict.fromkeys(r.repo for r in refs if r.repo):
+        values = [r.value for r in refs if r.repo == repo]
+        scan.finding(
+            "MG481",
+            f"{name} takes code from another repository, {repo!r}: {_shown(values)}",
+            loc,
+            repo=repo[:200],
+            entries=_shown(values),
+        )
+    if local:
+        _check_files(scan, folder, files, loc, name)
+
+
+def _inside(folder: str, rel: str) -> str | None:
+    """The path of ``rel`` in ``folder``, or None if it would leave the folder."""
+    if rel.startswith(("/", "\\")) or "\x00" in rel or ".." in rel.replace("\\", "/").split("/"):
+        return None
+    return os.path.join(folder, rel)
+
+
+def _exists(folder: str, rel: str) -> bool:
+    path = _inside(folder, rel)
+    return path is not None and os.path.isfile(path)
+
+
+def _read_code(path: str) -> bytes | None:
+    """Read a regular file of at most MAX_CODE_BYTES; None if missing or not regular."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read(MAX_CODE_BYTES + 1)
+
+
+def _check_files(scan: FileScan, folder: str, files: list[str], loc: Location, name: str) -> None:
+    queue = list(files)
+    done: set[str] = set()
+    hits: list[str] = []
+    while queue and len(done) < MAX_CODE_FILES:
+        rel = queue.pop(0)
+        if rel in done:
+            continue
+        done.add(rel)
+        path = _inside(folder, rel)
+        data = _read_code(path) if path else None
+        if data is None:
+            scan.finding(
+                "MG482",
+                f"{name} names {rel}, which is not in the model folder: a loader would "
+                "fetch it from elsewhere",
+                loc,
+                file=rel[:200],
+            )
+            continue
+        if len(data) > MAX_CODE_BYTES:
+            scan.incomplete(
+                "MG003", f"{rel} is larger than {MAX_CODE_BYTES} bytes: not parsed", loc
+            )
+            continue
+        text = data.decode("utf-8", "replace")
+        calls, ok = dangerous_calls(text)
+        if not ok:
+            scan.incomplete("MG002", f"{rel} is not valid Python: its calls were not read", loc)
+        hits += [f"{rel}:{line} {call}" for line, call in calls]
+        base = rel.rpartition("/")[0]
+        for mod in relative_imports(text):
+            queue.append(f"{base}/{mod}" if base else mod)
+    if queue and len(done) >= MAX_CODE_FILES:
+        scan.incomplete("MG003", f"more than {MAX_CODE_FILES} custom code files: not all read", loc)
+    if hits:
+        scan.finding(
+            "MG485",
+            f"custom code that {name} makes loaders import calls {_shown(hits)}",
+            loc,
+            calls=_shown(hits),
+        )
+
+
+# -- custom code, parsed with ast, never imported --------------------------------------------
+
+# Calls to these names run processes, evaluate code, load native code or pickles, reach the
+# network or delete files. Exact dotted names, and module prefixes any attribute of which
+# counts (subprocess.run, socket.socket, ctypes.CDLL, ...).
+_DANGEROUS = frozenset({
+    "os.system", "os.popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.posix_spawnp",
+    "os.remove", "os.unlink", "os.removedirs", "os.kill", "os.killpg", "shutil.rmtree",
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__",
+    "pickle.load", "pickle.loads", "_pickle.load", "_pickle.loads", "cPickle.load",
+    "cPickle.loads", "dill.load", "dill.loads", "cloudpickle.load", "cloudpickle.loads",
+    "marshal.load", "marshal.loads", "shelve.open", "runpy.run_path", "runpy.run_module",
+    "code.interact", "pty.spawn", "urllib.request.urlopen", "urllib.request.urlretrieve",
+    "urllib.request.Request", "urllib.urlopen", "urllib2.urlopen", "webbrowser.open",
+})  # fmt: skip
+_DANGEROUS_PREFIXES = ("os.exec", "os.spawn", "subprocess.", "socket.", "ctypes.",
+                       "requests.", "httpx.", "http.client.", "ftplib.", "telnetlib.",
+                       "smtplib.", "paramiko.", "asyncio.create_subprocess")  # fmt: skip
+# Looked up with a computed name these reach the functions above: getattr(os, name).
+_DANGEROUS_MODULES = frozenset({"os", "subprocess", "builtins", "socket", "ctypes", "pickle",
+                                "marshal", "importlib", "shutil", "sys"})  # fmt: skip
+_BUILTINS = frozenset({"eval", "exec", "compile", "__import__"})
+_DYNAMIC_IMPORT = frozenset({"importlib.import_module", "importlib.__import__"})
+
+
+def _dangerous(name: str) -> bool:
+    return name in _DANGEROUS or name.startswith(_DANGEROUS_PREFIXES)
+
+
+class _Calls(ast.NodeVisitor):
+    """Resolve call targets through the file's imports and collect the dangerous ones."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.aliases: dict[str, str] = {}
+        self.star: list[str] = []
+        self.defined: set[str] = set()
+        self.hits: list[tuple[int, str]] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    # "import os.path" binds "os"; "import os.path as p" binds p to os.path
+                    if a.asname:
+                        self.aliases[a.asname] = a.name
+                    else:
+                        head = a.name.split(".", 1)[0]
+                        self.aliases[head] = head
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for a in node.names:
+                    if a.name == "*":
+                        self.star.append(node.module)
+                    else:
+                        self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.defined.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                self.defined.add(node.id)
+
+    def resolve(self, node: ast.expr) -> str | None:
+        """The dotted name an expression refers to, through imports; None if not a name."""
+        attrs: list[str] = []
+        while isinstance(node, ast.Attribute):
+            attrs.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        base = node.id
+        if base in self.aliases:
+            base = self.aliases[base]
+        elif base in _BUILTINS and base not in self.defined:
+            base = f"builtins.{base}"
+        elif not attrs:
+            for module in self.star:
+                if _dangerous(f"{module}.{base}"):
+                    return f"{module}.{base}"
+            return None
+        else:
+            return None
+        return ".".join([base, *reversed(attrs)])
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = self.resolve(node.func)
+        if isinstance(node.func, ast.Name) and node.func.id == "getattr":
+            if "getattr" not in self.defined:
+                self._getattr(node)
+        elif name is not None and _dangerous(name):
+            self.hits.append((node.lineno, name.removeprefix("builtins.")))
+        elif name in _DYNAMIC_IMPORT and not (node.args and isinstance(node.args[0], ast.Constant)):
+            self.hits.append((node.lineno, f"{name} (computed name)"))
+        self.generic_visit(node)
+
+    def _getattr(self, node: ast.Call) -> None:
+        if len(node.args) < 2:
+            return
+        target = self.resolve(node.args[0])
+        if target is None or target.split(".", 1)[0] not in _DANGEROUS_MODULES:
+            return
+        attr = node.args[1]
+        if not isinstance(attr, ast.Constant) or not isinstance(attr.value, str):
+            self.hits.append((node.lineno, f"getattr({target}, <computed>)"))
+        elif _dangerous(f"{target}.{attr.value}"):
+            self.hits.append((node.lineno, f"getattr({target}, {attr.value!r})"))
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+
+
+def dangerous_calls(text: str) -> tuple[list[tuple[int, str]], bool]:
+    """Return (line, call) for each dangerous call in Python source, and whether it parsed.
+
+    Calls are resolved through ``import x as y`` and ``from x import y`` aliases; methods of
+    objects (``model.eval()``, ``torch.compile``) are not calls of the builtins they share a
+    name with. The source is parsed, never compiled or run.
+    """
+    tree = _parse(text)
+    if tree is None:
+        return [], False
+    visitor = _Calls(tree)
+    try:
+        visitor.visit(tree)
+    except RecursionError:
+        return visitor.hits, False
+    return visitor.hits, True
+
+
+def relative_imports(text: str) -> list[str]:
+    """Files (relative, POSIX) a module imports relatively from its own folder.
+
+    ``from .utils import f`` and ``from . import utils`` name ``utils.py``; transformers
+    fetches those with the module. Imports from parent packages (``..``) are not followed.
+    """
+    tree = _parse(text)
+    if tree is None:
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.append(node.module.replace(".", "/") + ".py")
+            else:
+                found += [f"{a.name}.py" for a in node.names if a.name != "*"]
+    return list(dict.fromkeys(found))
+
+
+# -- the folder as a whole -------------------------------------------------------------------
+
+
+def _executable_kind(path: Path) -> str | None:
+    """What native executable or script a file is, from its first bytes; None if neither."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = fh.read(_HEAD)
+        if head.startswith(b"\x7fELF"):
+            return "ELF binary"
+        if head[:4] in (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+                        b"\xcf\xfa\xed\xfe"):  # fmt: skip
+            return "Mach-O binary"
+        # Fat Mach-O; a Java class file shares the magic but has a major version >= 45.
+        if head[:4] == b"\xca\xfe\xba\xbe" and 0 < int.from_bytes(head[4:8], "big") < 45:
+            return "Mach-O universal binary"
+        if head.startswith(b"MZ") and len(head) >= 0x40:
+            pe = struct.unpack_from("<I", head, 0x3C)[0]
+            if pe <= 64 * 1024 * 1024:
+                fh.seek(pe)
+                if fh.read(4) == b"PE\x00\x00":
+                    return "PE (Windows) executable"
+        if head.startswith(b"#!"):
+            line = head[2:].split(b"\n", 1)[0].strip()
+            return f"script ({line.decode('utf-8', 'replace')[:60]})"
+    return None
+
+
+def folder_findings(
+    files: list[tuple[Path, FileResult]], policy: Policy
+) -> dict[str, list[Finding]]:
+    """Findings only the whole scanned folder shows, keyed by display path.
+
+    A folder is a model folder when it or a folder below it holds weights (so a script at
+    the top of a diffusers repository, whose weights sit in component folders, counts).
+    There, MG483 for files whose content is an ELF, PE or Mach-O binary or a script with an
+    interpreter line (``.py`` files excepted: importing them is what MG480 reports), and
+    MG484 for pickle weights in a folder that also holds safetensors.
+    """
+    from modelguard.policy.evaluate import make_finding
+    from modelguard.results import Location
+
+    weights: set[Path] = set()
+    safetensors: set[Path] = set()
+    for path, res in files:
+        parent = path.parent.absolute()
+        if WEIGHT_FORMATS & set(res.formats):
+            weights.update([parent, *parent.parents])
+        if "safetensors" in res.formats:
+            safetensors.add(parent)
+    out: dict[str, list[Finding]] = {}
+    for path, res in files:
+        parent = path.parent.absolute()
+        if parent not in weights:
+            continue
+        found: list[Finding] = []
+        if not path.name.lower().endswith((".py", ".pyi")):
+            kind = _executable_kind(path)
+            if kind:
+                found.append(
+                    make_finding(
+                        policy,
+                        "MG483",
+                        f"a {kind} is shipped beside model weights",
+                        Location(res.path),
+                        {"kind": kind},
+                    )
+                )
+        if parent in safetensors and _PICKLE_WEIGHTS & set(res.formats):
+            found.append(
+                make_finding(
+                    policy,
+                    "MG484",
+                    "pickle weights next to safetensors weights: loaders may pick either",
+                    Location(res.path),
+                    {"formats": "+".join(res.formats)},
+                )
+            )
+        if found:
+            out.setdefault(res.path, []).extend(found)
+    return out

