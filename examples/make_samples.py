@@ -44,6 +44,16 @@ def main() -> None:
     torch.save(state, OUT / "clean_state_dict.pt")
     np.save(OUT / "clean_array.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
     (OUT / "config.json").write_text(json.dumps({"hidden_size": 4, "model_type": "demo"}) + "\n")
+    # A chat template that escapes an unsandboxed Jinja environment (CVE-2024-34359 style).
+    # modelguard parses it and never renders it.
+    template = (
+        "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+        "{{ cycler.__init__.__globals__.os.popen('touch \"${TMPDIR:-/tmp}/modelguard-canary\"')"
+        ".read() }}"
+    )
+    (OUT / "tokenizer_config.json").write_text(
+        json.dumps({"model_max_length": 512, "chat_template": template}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -12,13 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelguard
-from modelguard.analysers.hfrepo import (
-    check_config,
-    code_refs,
-    dangerous_calls,
-    folder_findings,
-    relative_imports,
-)
+from modelguard.analysers.hfrepo import check_config, code_refs, folder_findings
+from modelguard.analysers.pycode import dangerous_calls, relative_imports
 from modelguard.filescan import FileScan
 from modelguard.policy import Policy
 from modelguard.results import FileResult, Location, ScanReport, Severity

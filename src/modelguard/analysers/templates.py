@@ -144,14 +144,20 @@ _INSTRUCTION = re.compile(
 _MARKUP = re.compile(r"^(?:</?[\w|:.\-]{1,40}>|<\|[^|<>]{1,40}\|>|\[/?[A-Z_]{1,24}\]|\W*)$")
 
 
-def check_template(scan: FileScan, source: str, loc: Location, *, origin: str) -> None:
+def check_template(
+    scan: FileScan, source: str, loc: Location, *, origin: str, lenient: bool = False
+) -> None:
     """Check one chat template without rendering it; report MG421/MG422 findings.
 
     `origin` names where the template came from (a JSON field, a file, a GGUF key) and is
     put in the evidence. Never raises: templates Jinja cannot parse are reported incomplete
-    (MG002), oversized ones MG003.
+    (MG002), oversized ones MG003. With `lenient`, for text that only looks like a template
+    (no loader renders it by name), what Jinja cannot parse or is oversized is not a
+    template and is passed over.
     """
     if len(source) > MAX_TEMPLATE_CHARS:
+        if lenient:
+            return
         scan.incomplete(
             "MG003",
             f"chat template ({origin}) has {len(source)} characters, over the "
@@ -162,6 +168,8 @@ def check_template(scan: FileScan, source: str, loc: Location, *, origin: str) -
     try:
         tree = _environment().parse(source)
     except Exception as exc:
+        if lenient:
+            return
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         scan.incomplete("MG002", f"chat template ({origin}) is not valid Jinja: {first}", loc)
         return

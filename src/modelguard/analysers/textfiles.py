@@ -61,19 +61,15 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
             check_json(scan, doc.value, loc, name)
             return "json"
     text = data.decode("utf-8", errors="replace")
-    if _is_template(name, text):
+    lowered = name.lower()
+    named = lowered.endswith(_TEMPLATE_SUFFIXES) or "chat_template" in lowered
+    # Loaders find template files by name; other text that looks like a chat template (Jinja
+    # over messages) is checked too, but text Jinja cannot parse is then simply not one.
+    if named or (("{%" in text or "{{" in text) and "message" in text):
         from modelguard.analysers.templates import check_template
 
-        check_template(scan, text, loc, origin=name)
+        check_template(scan, text, loc, origin=name, lenient=not named)
     return "text"
-
-
-def _is_template(name: str, text: str) -> bool:
-    """A loader renders it as a chat template: by name, or Jinja that iterates messages."""
-    lowered = name.lower()
-    if lowered.endswith(_TEMPLATE_SUFFIXES) or "chat_template" in lowered:
-        return True
-    return ("{%" in text or "{{" in text) and "message" in text
 
 
 def check_json(scan: FileScan, value: object, loc: Location, name: str) -> None:
