@@ -69,6 +69,8 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
             scan.incomplete("MG002", f"zip: {exc}", loc.at(exc.offset))
             return scan.mark("zip")
         return None
+    if view.start > 0 and _inside_tar_member(blob, view.start, view.end, scan):
+        return None  # an archive stored in a tar (export/model.keras): the tar walk reaches it
     scan.seen("zip")
     names = [m.name for m in view.members]
     pkl_dirs = {n[: -len("data.pkl")] for n in names if n == "data.pkl" or n.endswith("/data.pkl")}
@@ -141,6 +143,27 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
 
         check_keras_archive(scan, names, loc)
     return "zip"
+
+
+def _inside_tar_member(blob: Blob, start: int, end: int, scan: FileScan) -> bool:
+    """Is [start, end) the data of one file member of a tar that starts the blob?
+
+    A zip's end record is found wherever it lies, and a tar adds only about a kilobyte after
+    its last member, so a zip-based model stored last in a tar would look like a tar/zip
+    polyglot. It is not: the tar's reader, and the loader after extracting it, see a member.
+    """
+    if not tar_candidate(blob.read(0, 512)):
+        return False
+    from modelguard.formats import tarread
+
+    try:
+        view = tarread.read_tar(blob, scan.limits)
+    except FormatError:  # truncated, limits: not a tar that explains the zip
+        return False
+    return any(
+        m.kind == "file" and m.offset_data <= start and end <= m.offset_data + m.size
+        for m in view.members
+    )
 
 
 def walk_prefix(scan: FileScan, blob: Blob, start: int, loc: Location, depth: int) -> None:

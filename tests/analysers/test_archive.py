@@ -245,6 +245,21 @@ def _plain_zip(path: Path) -> Path:
     return _zip(path, entries, zipfile.ZIP_DEFLATED)
 
 
+def _zip_last_in_tar(path: Path) -> Path:
+    """A zip-based model stored as the last tar member: its end record is near the file's end."""
+    inner = _npz(path.parent / "arrays.npz")
+    with tarfile.open(path, "w") as tf:
+        tf.add(_model_tar(path.parent / "first.tar"), arcname="export/first.tar")
+        tf.add(inner, arcname="export/arrays.npz")
+    return path
+
+
+def _zip_last_in_tgz(path: Path) -> Path:
+    plain = _zip_last_in_tar(path.parent / "plain.tar")
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    return path
+
+
 @pytest.mark.parametrize(
     ("name", "build"),
     [
@@ -253,6 +268,8 @@ def _plain_zip(path: Path) -> Path:
         ("zeros.npz", _npz_compressed),
         ("model.tar", _model_tar),
         ("plain.zip", _plain_zip),
+        ("bundle.tar", _zip_last_in_tar),
+        ("bundle.tar.gz", _zip_last_in_tgz),
     ],
 )
 def test_benign_archives_clean(tmp_path: Path, name: str, build: object) -> None:
@@ -304,3 +321,14 @@ def test_scan_of_mutated_archives(
         mutated = tmp / f"m{seed.suffix}"
         mutated.write_bytes(raw[:pos] + junk + raw[pos + len(junk) :])
         _only(mutated)
+
+
+def test_zip_appended_after_a_tar_is_still_a_polyglot(tmp_path: Path) -> None:
+    tar = _model_tar(tmp_path / "model.tar")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data.pkl", b"cos\nsystem\n(S'true'\ntR.")
+    path = tmp_path / "both.tar"
+    path.write_bytes(tar.read_bytes() + buf.getvalue())
+    res = _only(path)
+    assert "MG202" in _rules(res) and "MG101" in _rules(res)

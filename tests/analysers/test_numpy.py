@@ -312,3 +312,14 @@ def test_fuzz_header_parser_and_scan(
         read_npy_header(BytesBlob(mutated))
     result = _scan(tmp_path, mutated)
     assert not any("internal error" in i.reason for i in result.incomplete), result.incomplete
+
+
+def test_a_version_numpy_does_not_read_is_a_parse_error(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.arange(4, dtype=np.float32))
+    data = bytearray(buf.getvalue())
+    data[7] = 1  # version 1.1
+    path = tmp_path / "a.npy"
+    path.write_bytes(bytes(data))
+    result = modelguard.scan(path).files[0]
+    assert [i.rule_id for i in result.incomplete] == ["MG002"]

@@ -639,3 +639,15 @@ def test_fuzz_parser(data: bytes) -> None:
 def test_fuzz_scan(tmp_path: Path, data: bytes) -> None:
     res = scan_path(write(tmp_path, data, "fuzz.safetensors"))
     assert not any("internal error" in i.reason for i in res.incomplete), res.incomplete
+
+
+@pytest.mark.parametrize("keep", [9, 40, 100])
+def test_a_file_truncated_inside_its_header_is_incomplete_never_safe(
+    tmp_path: Path, keep: int
+) -> None:
+    header = {"w": entry("F32", [4, 4], 0, 64), "__metadata__": {"format": "pt"}}
+    full = raw_file(header, b"\0" * 64)
+    res = scan_path(write(tmp_path, full[:keep]))
+    assert res.formats == ("safetensors",)
+    assert [i.rule_id for i in res.incomplete] == ["MG002"]
+    assert "truncated" in res.incomplete[0].reason

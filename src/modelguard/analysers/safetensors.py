@@ -59,6 +59,11 @@ def analyse_safetensors(scan: FileScan, blob: Blob, loc: Location, depth: int) -
         scan.incomplete("MG003", f"safetensors: {exc}", loc.at(exc.offset))
         return "safetensors"
     except HeaderError as exc:
+        if exc.kind == "header-beyond-file":
+            # A header longer than the file: a truncated copy (downloads stop early), not a
+            # crafted one; what the header would say is unknown.
+            scan.incomplete("MG002", f"safetensors is truncated: {exc}", loc.at(exc.offset))
+            return "safetensors"
         scan.finding(
             "MG410",
             f"safetensors header unreadable: {exc}",

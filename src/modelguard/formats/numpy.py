@@ -95,6 +95,8 @@ def read_npy_header(blob: Blob, base: int = 0) -> NpyHeader:
     if not head.startswith(NPY_MAGIC) or len(head) < 10:
         raise FormatError("not a .npy stream", base)
     major, minor = head[6], head[7]
+    if minor != 0:  # numpy reads (1, 0), (2, 0) and (3, 0) only
+        raise FormatError(f"unsupported .npy version {major}.{minor}", base)
     if major == 1:
         length = int.from_bytes(head[8:10], "little")
         start = base + 10

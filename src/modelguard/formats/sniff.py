@@ -48,6 +48,8 @@ def pickle_signature(head: bytes) -> PickleSignature:
 
 
 _JSON_SPACE = (b" ", b"\t", b"\r", b"\n")
+# The reference loader's cap on the header (safetensors tensor.rs MAX_HEADER_SIZE).
+_SAFETENSORS_MAX_HEADER = 100_000_000
 _SPACE_CHUNK = 64 * 1024
 
 
@@ -62,10 +64,14 @@ def safetensors_header_length(blob: Blob) -> int | None:
     if len(head) < 9:
         return None
     length = int.from_bytes(head[:8], "little")
+    if (
+        head[8:9] == b"{"
+        and length >= 2
+        and (length <= _SAFETENSORS_MAX_HEADER or 8 + length <= blob.size)
+    ):
+        return length  # also when it runs past the end: a truncated file, reported as such
     if length < 2 or 8 + length > blob.size:
         return None
-    if head[8:9] == b"{":
-        return length
     if head[8:9] not in _JSON_SPACE:
         return None
     pos = 8
