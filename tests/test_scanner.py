@@ -435,3 +435,27 @@ def test_streamed_content_still_finds_a_payload_at_the_end(tmp_path: Path) -> No
     data = gzip.compress(pickle.dumps(b"\x00" * (40 << 20), protocol=4)[:-1] + b"0" + EVIL)
     result = scan_bytes(tmp_path, data, "late.pkl.gz")
     assert "MG101" in rules(result)
+
+
+@pytest.mark.parametrize(
+    ("data", "target"),
+    [
+        (b"\x80\x02]q\x00(K\x01K\x02K\x03K\x04u.", "list"),  # SETITEMS on a list
+        (b"\x80\x02]q\x00K\x00K\x01s.", "list"),  # SETITEM on a list
+        (b"\x80\x02X\x01\x00\x00\x00aK\x00K\x01s.", "str"),
+    ],
+)
+def test_setitem_on_something_other_than_a_dict_is_reported(
+    tmp_path: Path, data: bytes, target: str
+) -> None:
+    result = scan_bytes(tmp_path, data)
+    found = [f for f in result.findings if f.rule_id == "MG114"]
+    assert found and found[0].evidence_map["target"] == target
+    assert result.verdict is Verdict.DANGEROUS
+
+
+def test_setitem_on_dicts_and_rebuilt_objects_is_not_reported(tmp_path: Path) -> None:
+    import collections
+
+    data = pickle.dumps({"a": collections.OrderedDict(b=1), "c": {"d": [1, 2]}}, protocol=2)
+    assert scan_bytes(tmp_path, data).findings == ()

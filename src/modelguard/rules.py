@@ -189,6 +189,16 @@ RULES: dict[str, Rule] = {
             "but are typical of hand-crafted streams.",
         ),
         Rule(
+            "MG114",
+            "setitem-on-non-dict",
+            _H,
+            "SETITEM or SETITEMS is applied to something that is not a dict.",
+            "Picklers write SETITEM(S) only after building a dict. Applied to a list, a "
+            "string or a persistent object it is hand-crafted: torch's weights_only "
+            "unpickler before 2.10 corrupted memory on it (CVE-2026-24747), so a file that "
+            "passes a weights_only load can still attack older torch. Do not load the file.",
+        ),
+        Rule(
             "MG201",
             "extension-mismatch",
             _L,
@@ -311,6 +321,16 @@ RULES: dict[str, Rule] = {
             "tools that act on metadata.",
         ),
         Rule(
+            "MG413",
+            "safetensors-metadata-code",
+            _M,
+            "safetensors metadata holds code or template syntax.",
+            "A `__metadata__` value contains code-like text (imports, eval, shell, script "
+            "tags) or Jinja/template syntax. The reference loader never runs it, but it is "
+            "there for something to run: tools that render model cards, templates or "
+            "metadata, or a second stage that reads it. Converters never write this.",
+        ),
+        Rule(
             "MG412",
             "shard-index-mismatch",
             _H,
@@ -374,11 +394,12 @@ RULES: dict[str, Rule] = {
         Rule(
             "MG432",
             "onnx-custom-domain",
-            _L,
+            _M,
             "The ONNX graph uses operators from a non-standard domain.",
             "Custom operator domains need a native library registered by the host (or, for "
-            "`ai.onnx.contrib`, Python code through onnxruntime-extensions). The model does "
-            "not run without it; make sure that library comes from a trusted source.",
+            "`ai.onnx.contrib`, Python code through onnxruntime-extensions): code that is not "
+            "in the file and cannot be judged, like an unknown pickle global. Once the "
+            "library is reviewed, lower the rule's severity in the policy file.",
         ),
         Rule(
             "MG440",
@@ -449,10 +470,12 @@ RULES: dict[str, Rule] = {
         Rule(
             "MG451",
             "torchscript-custom-op",
-            _L,
+            _M,
             "TorchScript code calls operators from a non-standard namespace.",
-            "`torch.ops.<namespace>` operators outside torch's own need a native library "
-            "loaded by the host; make sure it comes from a trusted source.",
+            "`torch.ops.<namespace>` operators outside torch's and torchvision's own need a "
+            "native library loaded by the host: code that is not in the file and cannot be "
+            "judged, like an unknown pickle global. Once the library is reviewed, lower the "
+            "rule's severity in the policy file.",
         ),
         Rule(
             "MG452",

@@ -37,6 +37,7 @@ _CATEGORY = {
     "gguf": "gguf",
     "hdf5": "hdf5",
     "onnx": "onnx",
+    "onnx-tensor": "onnx",
     "text": "text",
     "json": "text",
 }

@@ -298,6 +298,106 @@ def test_malicious_graph_flagged(tmp_path: Path, data: bytes, rule: str, op: str
     assert hits[0].severity is expected
 
 
+# -- recognition independent of field order and of the head ---------------------------------
+# Protobuf fixes neither field order nor presence, and TensorFlow bounds no name length:
+# each of these once scanned as "unknown format".
+
+_PYFUNC = node("PyFunc", "PyFunc", "x")
+_DEBUG_FIRST = fb(6, fb(1, "orig/" * 1000)) + node("first", "Const")
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "op"),
+    [
+        (
+            fb(4, fv(1, 1645)) + b"".join(fb(1, n) for n in (node("a", "Const"), _READ)),
+            "tf-graphdef",
+            "ReadFile",
+        ),
+        (graphdef([node("n" * 1500, "Const"), _READ]), "tf-graphdef", "ReadFile"),
+        (
+            fb(2, fb(1, function("__inference_" + "f" * 300, _PYFUNC))) + fb(4, fv(1, 1)),
+            "tf-graphdef",
+            "PyFunc",
+        ),
+        (graphdef([_DEBUG_FIRST, _READ]), "tf-graphdef", "ReadFile"),
+        (graphdef([_READ]), "tf-graphdef", "ReadFile"),
+        (graphdef([node("c", "Const" * 300), _READ]), "tf-graphdef", "ReadFile"),
+        (fb(2, meta_graph(graphdef(list(top_nodes(_READ))))), "tf-savedmodel", "ReadFile"),
+        (
+            fb(2, meta_graph(graphdef(list(top_nodes(_READ))))) + fv(1, 1),
+            "tf-savedmodel",
+            "ReadFile",
+        ),
+        (
+            fb(2, fb(2, graphdef(list(top_nodes(_READ)))) + fb(1, fb(5, "2.15.0"))) + fv(1, 1),
+            "tf-savedmodel",
+            "ReadFile",
+        ),
+        (fb(2, graphdef([_WRITE])) + fb(1, fb(5, "1.15.0")), "tf-metagraph", "WriteFile"),
+    ],
+    ids=[
+        "graphdef-versions-first",
+        "graphdef-1500-char-node-name",
+        "graphdef-300-char-function-name",
+        "graphdef-5kb-debug-info-first",
+        "graphdef-single-node",
+        "graphdef-1500-char-op",
+        "savedmodel-no-schema-version",
+        "savedmodel-meta-graphs-first",
+        "savedmodel-graph-def-first",
+        "metagraph-graph-def-first",
+    ],
+)
+def test_recognised_regardless_of_order_and_length(
+    tmp_path: Path, data: bytes, fmt: str, op: str
+) -> None:
+    result = scan_bytes(tmp_path, data, "model.pb")
+    assert result.formats == (fmt,), (result.formats, result.incomplete)
+    assert result.complete, result.incomplete
+    assert any(f.rule_id == "MG460" and f.evidence_map["op"] == op for f in result.findings)
+
+
+def test_keras_metadata_identifier_after_long_metadata(tmp_path: Path) -> None:
+    lam = _LAMBDA[:-1] + ', "pad": "' + "p" * 3000 + '"}'
+    body = fb(5, lam) + fb(4, "_tf_keras_layer") + fb(3, "root.layer-0") + fb(2, "x")
+    data = fb(1, body)
+    result = scan_bytes(tmp_path, data, "keras_metadata.pb")
+    assert result.formats == ("tf-keras-metadata",)
+    assert "MG440" in rules(result), result.findings
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        graphdef([node("a", "Const"), node("b", "Re\x00adFile"), _READ]),
+        graphdef([node("a", "Const"), node("b", "")]),
+        tf1_graphdef(_READ)[:-3],
+        benign_saved_model(extra_fn=(_READ,))[:700],
+    ],
+    ids=["non-identifier-op", "empty-op", "cut-mid-field", "savedmodel-cut-mid-field"],
+)
+def test_clearly_tensorflow_but_unparsable_is_mg002(tmp_path: Path, data: bytes) -> None:
+    result = scan_bytes(tmp_path, data, "model.pb")
+    assert "unknown" not in result.formats, result.formats
+    assert any(i.rule_id == "MG002" for i in result.incomplete), result.incomplete
+
+
+def test_every_mid_field_cut_is_mg002(tmp_path: Path) -> None:
+    data = tf1_graphdef(_READ)
+    ends, pos = set(), 0
+    for f in Reader(BytesBlob(data)).fields(0, len(data)):
+        ends.add(f.end)
+        pos = f.end
+    assert pos == len(data)
+    for cut in range(32, len(data), 7):
+        result = scan_bytes(tmp_path, data[:cut], "cut.pb")
+        if cut in ends:
+            assert result.complete
+        else:
+            assert any(i.rule_id == "MG002" for i in result.incomplete), (cut, result.formats)
+
+
 def test_finding_names_the_function(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, benign_saved_model(extra_fn=(_READ, _READ)))
     (hit,) = [f for f in result.findings if f.rule_id == "MG460"]
@@ -368,6 +468,22 @@ def test_random_bytes_are_rejected_quickly() -> None:
     assert recognised <= 2
 
 
+def test_random_bytes_after_a_plausible_field_are_rejected() -> None:
+    # The first 8 bytes are well-formed fields of several of the schemas; the rest is noise.
+    rng = random.Random(99)
+    policy = Policy()
+    recognised = 0
+    for i in range(300):
+        prefix = fv(1, 1) + fb(2, rng.randbytes(4)) if i % 2 else fb(1, fb(2, b"Op"))[:8]
+        data = prefix[:8] + rng.randbytes(4088)
+        scan = FileScan(f"r{i}", policy)
+        fmt = analyse_protobuf(scan, BytesBlob(data), data[:512], Location(f"r{i}"), 0)
+        recognised += fmt is not None
+        assert not scan.coll.findings
+        assert not any("internal error" in x.reason for x in scan.coll.incomplete)
+    assert recognised <= 3
+
+
 @given(data=st.binary(max_size=2048))
 @settings(max_examples=300, deadline=None)
 def test_protowire_fuzz(data: bytes) -> None:
@@ -380,6 +496,30 @@ def test_protowire_fuzz(data: bytes) -> None:
                     pass
     except FormatError:
         pass
+
+
+def test_protowire_reads_across_window_edges() -> None:
+    # Multi-byte tags and values, fields straddling the 64 KiB read window, and the budget
+    # counting every field visited (the fast paths of Reader.fields are inlined).
+    expected = []
+    data = b""
+    for i in range(3000):
+        number, value = 1 + (i * 7919) % 5000, (i * 104_729) ** 3 % (1 << 63)
+        if i % 3:
+            payload = bytes([i % 256]) * (i % 97)
+            data += fb(number, payload)
+            expected.append((number, 2, len(payload)))
+        else:
+            data += fv(number, value)
+            expected.append((number, 0, value))
+    data += fb(7, b"z" * 70_000) + fv(300, 1 << 40) + varint(9 << 3 | 5) + b"\x01\x02\x03\x04"
+    expected += [(7, 2, 70_000), (300, 0, 1 << 40), (9, 5, 0x04030201)]
+    budget = Budget(len(expected))
+    got = [
+        (f.number, f.wire, f.value) for f in Reader(BytesBlob(data), budget).fields(0, len(data))
+    ]
+    assert got == expected
+    assert budget.left == 0
 
 
 _SEEDS = [

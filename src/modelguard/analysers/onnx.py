@@ -15,19 +15,17 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelguard.errors import FormatError, LimitExceeded
-from modelguard.formats.onnx import ExternalTensor, OnnxModel, read_onnx
-from modelguard.formats.protowire import Budget
+from modelguard.formats.onnx import ExternalTensor, OnnxModel
 
 if TYPE_CHECKING:
     from modelguard.filescan import FileScan
-    from modelguard.formats.blob import Blob
     from modelguard.results import Location
 
-__all__ = ["STANDARD_DOMAINS", "analyse_onnx", "location_problem"]
+__all__ = ["STANDARD_DOMAINS", "location_problem", "report_external", "report_onnx"]
 
 # Domains onnx and onnxruntime implement themselves. The com.microsoft sub-domains are
 # onnxruntime's own (contrib, experimental, NCHWc, DirectML and internal NHWC kernels).
@@ -108,26 +106,28 @@ class _Issues:
             )
 
 
-def analyse_onnx(scan: FileScan, blob: Blob, loc: Location) -> None:
-    """Analyse an ONNX model: external-data entries (MG430, MG431) and domains (MG432).
+def report_onnx(scan: FileScan, model: OnnxModel, loc: Location) -> None:
+    """Judge an ONNX model already read: MG430, MG431 and MG432.
 
-    Malformed protobuf after a confident sniff is MG002; the field budget is MG003.
+    The model is read (and a malformed one reported as MG002) by
+    `modelguard.analysers.protobuf.analyse_protobuf`, which recognises it.
     """
-    try:
-        model = read_onnx(blob, Budget())
-    except LimitExceeded as exc:
-        scan.incomplete("MG003", f"ONNX model not fully read: {exc}", loc.at(exc.offset))
-        return
-    except FormatError as exc:
-        scan.incomplete("MG002", f"malformed ONNX model: {exc}", loc.at(exc.offset))
-        return
+    report_external(scan, model.tensors, loc)
+    _check_domains(scan, model, loc)
+
+
+def report_external(scan: FileScan, tensors: Sequence[ExternalTensor], loc: Location) -> None:
+    """Judge the external-data entries of tensors: MG430 and MG431.
+
+    Used for a model's tensors and for a serialized tensor (onnx test data, which
+    `onnx.numpy_helper.to_array` / `load_tensor` resolve beside the file the same way).
+    """
     issues = _Issues()
     on_disk = scan.path is not None and not loc.members
     disk_cache: dict[str, tuple[str, str] | int] = {}
-    for tensor in model.tensors:
+    for tensor in tensors:
         _check_tensor(scan, tensor, issues, disk_cache if on_disk else None)
     issues.report(scan, loc)
-    _check_domains(scan, model, loc)
 
 
 def _check_tensor(

@@ -19,14 +19,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from modelguard.errors import FormatError, LimitExceeded
+from modelguard.errors import FormatError
 from modelguard.formats.jsonstrict import parse_json
 from modelguard.formats.protowire import Budget
 from modelguard.formats.tfgraph import (
     TfGraph,
     TfNode,
     read_graphdef,
-    read_keras_metadata,
     read_meta_graph,
     read_saved_model,
 )
@@ -36,7 +35,14 @@ if TYPE_CHECKING:
     from modelguard.formats.blob import Blob
     from modelguard.results import Location
 
-__all__ = ["DANGEROUS_OPS", "RISKY_OPS", "SAVER_OPS", "analyse_keras_metadata", "analyse_tf_graph"]
+__all__ = [
+    "DANGEROUS_OPS",
+    "RISKY_OPS",
+    "SAVER_OPS",
+    "read_tf_graph",
+    "report_keras_metadata",
+    "report_tf_graph",
+]
 
 # MG460: Python callbacks, file reads/writes, memory-mapped files, RPC.
 DANGEROUS_OPS: dict[str, str] = {
@@ -160,41 +166,25 @@ _READERS = {
 }
 
 
-def analyse_tf_graph(scan: FileScan, blob: Blob, loc: Location, kind: str) -> None:
-    """Analyse a TensorFlow graph: MG460 and MG461.
+def read_tf_graph(blob: Blob, kind: str, budget: Budget) -> TfGraph:
+    """Read a TensorFlow graph of `kind` with the attributes the judging needs.
 
-    Args:
-        kind: "tf-savedmodel" (`saved_model.pb`), "tf-metagraph" (a TF1 `.meta` file) or
-            "tf-graphdef" (a frozen graph).
-
-    Malformed protobuf after a confident sniff is MG002; the field budget is MG003.
+    Raises:
+        FormatError: the bytes are not a well-formed message of that kind.
+        LimitExceeded: the field budget was reached.
     """
-    what, reader = _READERS[kind]
-    try:
-        graph = reader(blob, _ATTRS, Budget())
-    except LimitExceeded as exc:
-        scan.incomplete("MG003", f"TensorFlow {what} not fully read: {exc}", loc.at(exc.offset))
-        return
-    except FormatError as exc:
-        scan.incomplete("MG002", f"malformed TensorFlow {what}: {exc}", loc.at(exc.offset))
-        return
+    return _READERS[kind][1](blob, _ATTRS, budget)
+
+
+def report_tf_graph(scan: FileScan, graph: TfGraph, loc: Location) -> None:
+    """Judge every node of a graph already read: MG460 and MG461."""
     _report(scan, graph, loc)
 
 
-def analyse_keras_metadata(scan: FileScan, blob: Blob, loc: Location) -> None:
-    """Analyse `keras_metadata.pb`: each object's Keras config goes to the Keras checks.
-
-    Each SavedObject's metadata is a JSON document (a layer's or model's "class_name" and
-    "config", ...) that Keras deserialises when the SavedModel is loaded with Keras.
-    """
-    try:
-        objects = read_keras_metadata(blob, scan.limits.max_header_bytes, Budget())
-    except LimitExceeded as exc:
-        scan.incomplete("MG003", f"keras_metadata.pb not fully read: {exc}", loc.at(exc.offset))
-        return
-    except FormatError as exc:
-        scan.incomplete("MG002", f"malformed keras_metadata.pb: {exc}", loc.at(exc.offset))
-        return
+def report_keras_metadata(
+    scan: FileScan, objects: tuple[tuple[str, str], ...], loc: Location
+) -> None:
+    """Hand each (identifier, metadata JSON) of `keras_metadata.pb` to the Keras checks."""
     for index, (identifier, text) in enumerate(objects):
         if not text:
             continue

@@ -12,13 +12,25 @@ AttributeProto, TensorProto, SparseTensorProto, FunctionProto, TrainingInfoProto
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from modelguard.errors import FormatError
+from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob
-from modelguard.formats.protowire import LEN, MAX_NESTING, VARINT, Budget, Field, Reader
+from modelguard.formats.protowire import (
+    I32,
+    I64,
+    LEN,
+    MAX_FIELDS,
+    MAX_NESTING,
+    MAX_VARINT_BYTES,
+    VARINT,
+    Budget,
+    Field,
+    Reader,
+)
 
-__all__ = ["ExternalTensor", "OnnxModel", "OpUse", "read_onnx"]
+__all__ = ["ExternalTensor", "OnnxModel", "OnnxValue", "OpUse", "read_onnx", "read_onnx_value"]
 
 # Names, domains and external-data strings longer than this are not real ONNX.
 _MAX_NAME = 64 * 1024
@@ -259,3 +271,281 @@ def _function(st: _State, f: Field) -> None:
         _node(st, g, where, 2)
     for g in attrs:
         _attribute(st, g, where, 2)
+
+
+# --- Serialized values: onnx test data (`test_data_set_0/input_0.pb`) -----------------
+# A TensorProto, SequenceProto, MapProto or OptionalProto written alone (onnx/onnx.proto,
+# onnx/onnx-data.proto). They have no magic either, so they are read strictly: every field
+# must be one the message declares, with its wire type, and the content must be coherent
+# (a known data type; as many elements as the dims say).
+
+# TensorProto fields -> allowed wire types (repeated scalars may be packed).
+_TENSOR_WIRES: dict[int, tuple[int, ...]] = {
+    1: (VARINT, LEN),  # dims
+    2: (VARINT,),  # data_type
+    3: (LEN,),  # segment
+    4: (I32, LEN),  # float_data
+    5: (VARINT, LEN),  # int32_data
+    6: (LEN,),  # string_data
+    7: (VARINT, LEN),  # int64_data
+    8: (LEN,),  # name
+    9: (LEN,),  # raw_data
+    10: (I64, LEN),  # double_data
+    11: (VARINT, LEN),  # uint64_data
+    12: (LEN,),  # doc_string
+    13: (LEN,),  # external_data
+    14: (VARINT,),  # data_location
+    16: (LEN,),  # metadata_props
+}
+_MAX_DATA_TYPE = 28  # TensorProto.DataType, FLOAT6E3M2 (onnx 1.23)
+_MAX_RANK = 1024
+# Bytes per element in raw_data; 4-bit and 2-bit types are packed, FLOAT6 ones not checked.
+_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8}
+_ITEMSIZE.update({14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1, 24: 1})
+_BITS = {21: 4, 22: 4, 23: 4, 25: 2, 26: 2}
+_CONTINUATION = bytes(range(0x80, 0x100))
+_VALUE_KINDS = 5  # SequenceProto/OptionalProto.DataType: TENSOR .. OPTIONAL
+
+
+@dataclass(frozen=True, slots=True)
+class OnnxValue:
+    """A serialized ONNX value (test data) that was read.
+
+    Attributes:
+        kind: "tensor", "sequence", "map" or "optional" (the top-level message).
+        tensors: every tensor carrying external-data entries or an EXTERNAL location.
+        count: how many tensors were read.
+    """
+
+    kind: str
+    tensors: tuple[ExternalTensor, ...]
+    count: int
+
+
+@dataclass
+class _ValueState:
+    reader: Reader
+    tensors: list[ExternalTensor] = field(default_factory=list)
+    count: int = 0
+
+
+def read_onnx_value(blob: Blob, budget: Budget | None = None) -> OnnxValue:
+    """Read a serialized TensorProto, SequenceProto, MapProto or OptionalProto strictly.
+
+    The message types are tried in that order; the first one the bytes are is returned.
+
+    Returns:
+        the `OnnxValue`; tensor data is counted, never decoded.
+
+    Raises:
+        FormatError: the bytes are none of these messages (the TensorProto error is raised).
+        LimitExceeded: the field budget or a nesting limit was reached.
+    """
+    first: FormatError | None = None
+    for kind, parse in (
+        ("tensor", _v_tensor),
+        ("sequence", _v_sequence),
+        ("map", _v_map),
+        ("optional", _v_optional),
+    ):
+        st = _ValueState(Reader(blob, Budget(budget.limit if budget else MAX_FIELDS)))
+        try:
+            parse(st, 0, blob.size, kind, 0)
+        except LimitExceeded:
+            raise
+        except FormatError as exc:
+            first = first or exc
+            continue
+        return OnnxValue(kind, tuple(st.tensors), st.count)
+    assert first is not None
+    raise first
+
+
+def _v_fields(
+    st: _ValueState, start: int, end: int, wires: dict[int, tuple[int, ...]]
+) -> Iterator[Field]:
+    """Yield the fields of a message, each one it declares with its wire type."""
+    for f in st.reader.fields(start, end):
+        allowed = wires.get(f.number)
+        if allowed is None or f.wire not in allowed:
+            raise FormatError(f"field {f.number} (wire type {f.wire}) not expected here", f.offset)
+        yield f
+
+
+def _v_varints(st: _ValueState, f: Field) -> int:
+    """Return how many varints a packed field holds (its last one must be complete)."""
+    count = 0
+    pos = f.offset
+    last = 0
+    while pos < f.end:
+        chunk = st.reader.blob.read(pos, min(64 * 1024, f.end - pos))
+        if not chunk:
+            raise FormatError("packed field runs past the end of the data", pos)
+        count += len(chunk.translate(None, _CONTINUATION))  # the bytes that end a varint
+        last = chunk[-1]
+        pos += len(chunk)
+    if f.length and last >= 0x80:
+        raise FormatError("packed field ends inside a varint", f.end)
+    return count
+
+
+def _v_dims(st: _ValueState, f: Field) -> list[int]:
+    if f.wire == VARINT:
+        return [f.value]
+    if f.length > _MAX_RANK * MAX_VARINT_BYTES:
+        raise FormatError("tensor dims longer than any tensor's", f.offset)
+    out: list[int] = []
+    pos = f.offset
+    while pos < f.end:
+        value, pos = st.reader.varint(pos, f.end)
+        out.append(value)
+    return out
+
+
+def _v_entries(st: _ValueState, f: Field) -> tuple[str, str]:
+    key = value = ""
+    for g in _v_fields(st, f.offset, f.end, {1: (LEN,), 2: (LEN,)}):
+        if g.number == 1:
+            key = st.reader.text(g, _MAX_NAME)
+        else:
+            value = st.reader.text(g, _MAX_NAME)
+    return key, value
+
+
+def _v_tensor(st: _ValueState, start: int, end: int, where: str, depth: int) -> None:
+    _check_depth(depth, start)
+    dims: list[int] = []
+    data_type = location = -1
+    name = ""
+    segment = False
+    raw: int | None = None
+    typed = 0
+    entries: list[tuple[str, str]] = []
+    for f in _v_fields(st, start, end, _TENSOR_WIRES):
+        n = f.number
+        if n == 1:
+            dims += _v_dims(st, f)
+        elif n == 2:
+            if data_type != -1 or not 1 <= f.value <= _MAX_DATA_TYPE:
+                raise FormatError(f"tensor data_type {f.value} repeated or unknown", f.offset)
+            data_type = f.value
+        elif n == 3:
+            segment = True
+            for _ in _v_fields(st, f.offset, f.end, {1: (VARINT,), 2: (VARINT,)}):
+                pass
+        elif n == 8:
+            name = st.reader.text(f, _MAX_NAME)
+        elif n == 9:
+            raw = (raw or 0) + f.length
+        elif n in (13, 16):
+            entry = _v_entries(st, f)
+            if n == 13:
+                entries.append(entry)
+        elif n == 14:
+            if f.value > _EXTERNAL:
+                raise FormatError(f"tensor data_location {f.value} unknown", f.offset)
+            location = f.value
+        elif n == 6 or f.wire in (I32, I64):
+            typed += 1
+        elif n == 4 and f.wire == LEN:
+            if f.length % 4:
+                raise FormatError("packed float_data not a multiple of 4 bytes", f.offset)
+            typed += f.length // 4
+        elif n == 10 and f.wire == LEN:
+            if f.length % 8:
+                raise FormatError("packed double_data not a multiple of 8 bytes", f.offset)
+            typed += f.length // 8
+        elif n in (5, 7, 11):
+            typed += 1 if f.wire == VARINT else _v_varints(st, f)
+    if data_type == -1:
+        raise FormatError("tensor without a data_type", start)
+    if len(dims) > _MAX_RANK or any(d >= 1 << 63 for d in dims):
+        raise FormatError("tensor dims negative or too many", start)
+    st.count += 1
+    external = location == _EXTERNAL
+    if entries or external:
+        st.tensors.append(ExternalTensor(name, where, tuple(entries), external))
+    if not (external or segment):
+        _v_check_count(dims, data_type, raw, typed, start)
+
+
+def _v_check_count(dims: list[int], data_type: int, raw: int | None, typed: int, at: int) -> None:
+    """Check that the tensor holds as many elements as its dims say."""
+    elements = 1
+    for d in dims:
+        elements *= d
+        if elements > 1 << 62:
+            raise FormatError("tensor has more elements than any file holds", at)
+    if raw is not None:
+        if typed:
+            raise FormatError("tensor has both raw_data and typed data", at)
+        if data_type in _ITEMSIZE:
+            expected = elements * _ITEMSIZE[data_type]
+        elif data_type in _BITS:
+            expected = -(-elements * _BITS[data_type] // 8)
+        else:
+            return
+        if raw != expected:
+            raise FormatError(f"tensor raw_data is {raw} bytes, dims say {expected}", at)
+        return
+    # Typed fields hold one value per element, two for complex numbers, several sub-byte
+    # values per int32.
+    allowed = {elements, 2 * elements, -(-elements // 2), -(-elements // 4)}
+    if typed not in allowed:
+        raise FormatError(f"tensor holds {typed} values, dims say {elements}", at)
+
+
+def _v_sparse(st: _ValueState, start: int, end: int, where: str, depth: int) -> None:
+    for f in _v_fields(st, start, end, {1: (LEN,), 2: (LEN,), 3: (VARINT, LEN)}):
+        if f.number in (1, 2):
+            _v_tensor(st, f.offset, f.end, where, depth + 1)
+
+
+_ELEMENT_WIRES: dict[int, tuple[int, ...]] = {
+    1: (LEN,),
+    2: (VARINT,),
+    **dict.fromkeys(range(3, 8), (LEN,)),
+}
+
+
+def _v_elements(st: _ValueState, start: int, end: int, where: str, depth: int, kind: str) -> None:
+    """Read a SequenceProto or OptionalProto (same field numbers and types)."""
+    _check_depth(depth, start)
+    elem_type = -1
+    for f in _v_fields(st, start, end, _ELEMENT_WIRES):
+        if f.number == 2:
+            if elem_type != -1 or f.value > _VALUE_KINDS:
+                raise FormatError(f"{kind} elem_type {f.value} repeated or unknown", f.offset)
+            elem_type = f.value
+        elif f.number >= 3:
+            parse = {3: _v_tensor, 4: _v_sparse, 5: _v_sequence, 6: _v_map, 7: _v_optional}
+            parse[f.number](st, f.offset, f.end, f"{where}/{kind}", depth + 1)
+    if elem_type == -1 or (kind == "sequence" and elem_type == 0):
+        raise FormatError(f"{kind} without an elem_type", start)
+
+
+def _v_sequence(st: _ValueState, start: int, end: int, where: str, depth: int) -> None:
+    _v_elements(st, start, end, where, depth, "sequence")
+
+
+def _v_optional(st: _ValueState, start: int, end: int, where: str, depth: int) -> None:
+    _v_elements(st, start, end, where, depth, "optional")
+
+
+def _v_map(st: _ValueState, start: int, end: int, where: str, depth: int) -> None:
+    _check_depth(depth, start)
+    key_type = -1
+    values = False
+    wires = {1: (LEN,), 2: (VARINT,), 3: (VARINT, LEN), 4: (LEN,), 5: (LEN,)}
+    for f in _v_fields(st, start, end, wires):
+        if f.number == 2:
+            if key_type != -1 or not 1 <= f.value <= _MAX_DATA_TYPE:
+                raise FormatError(f"map key_type {f.value} repeated or unknown", f.offset)
+            key_type = f.value
+        elif f.number == 3 and f.wire == LEN:
+            _v_varints(st, f)
+        elif f.number == 5:
+            values = True
+            _v_sequence(st, f.offset, f.end, f"{where}/map", depth + 1)
+    if key_type == -1 or not values:
+        raise FormatError("map without key_type or values", start)

@@ -16,7 +16,7 @@ uses them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.blob import Blob
@@ -43,9 +43,12 @@ MAX_FIELDS = 10_000_000
 _CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One field of a message.
+
+    A named tuple rather than a frozen dataclass: one is built per field visited, and a
+    tuple is built several times faster (a frozen dataclass sets each attribute through
+    `object.__setattr__`).
 
     Attributes:
         number: the field number.
@@ -153,24 +156,45 @@ class Reader:
         """
         end = min(end, self.blob.size)
         pos = start
+        budget = self.budget
         while pos < end:
-            self.budget.spend(pos)
-            key, pos = self.varint(pos, end)
+            # Budget.spend, inlined: this loop runs once per field of the file.
+            left = budget.left - 1
+            if left < 0:
+                budget.spend(pos)
+            budget.left = left
+            # One-byte tags and values (almost all of them) are read straight from the window;
+            # the window is fetched again each time round, as nested walks move it.
+            buf = self._buf
+            have = len(buf)
+            rel = pos - self._start
+            if 0 <= rel < have and buf[rel] < 0x80:
+                key = buf[rel]
+                pos += 1
+                rel += 1
+            else:
+                key, pos = self.varint(pos, end)
+                buf = self._buf
+                have = len(buf)
+                rel = pos - self._start
             number, wire = key >> 3, key & 7
             if number == 0 or number > 0x1FFF_FFFF:
                 raise FormatError(f"invalid field number {number}", pos)
-            if wire == VARINT:
-                value, nxt = self.varint(pos, end)
-                yield Field(number, wire, value, pos, nxt - pos)
-                pos = nxt
-            elif wire == LEN:
-                length, pos = self.varint(pos, end)
-                if length > end - pos:
+            if wire in (LEN, VARINT):
+                if pos < end and 0 <= rel < have and buf[rel] < 0x80:
+                    value, nxt = buf[rel], pos + 1
+                else:
+                    value, nxt = self.varint(pos, end)
+                if wire == VARINT:
+                    yield Field(number, wire, value, pos, nxt - pos)
+                    pos = nxt
+                    continue
+                if value > end - nxt:
                     raise FormatError(
-                        f"field {number} declares {length} bytes, {end - pos} remain", pos
+                        f"field {number} declares {value} bytes, {end - nxt} remain", nxt
                     )
-                yield Field(number, wire, length, pos, length)
-                pos += length
+                yield Field(number, wire, value, nxt, value)
+                pos = nxt + value
             elif wire in (I64, I32):
                 size = 8 if wire == I64 else 4
                 if size > end - pos:

@@ -20,6 +20,7 @@ from modelguard.picklevm.values import (
     DictV,
     ExtRef,
     GlobalRef,
+    ListV,
     PersRef,
     PickleResult,
 )
@@ -393,13 +394,25 @@ class _Judge:
                     target=name,
                     opcode=mut.kind.upper(),
                 )
-            elif isinstance(target, CallResult) and self.denote(target) is not None:
+            elif isinstance(target, CallResult):
+                if self.denote(target) is not None:
+                    self.add(
+                        "MG104",
+                        f"{mut.kind.upper()} modifies {self.denote(target)}, an existing object",
+                        mut.offset,
+                        target=str(self.denote(target)),
+                        opcode=mut.kind.upper(),
+                    )
+            elif mut.kind == "setitem":
+                # Picklers only write SETITEM(S) after a dict; on a list or a literal it is
+                # crafted, and torch's weights_only unpickler before 2.10 corrupted memory on
+                # it (CVE-2026-24747).
                 self.add(
-                    "MG104",
-                    f"{mut.kind.upper()} modifies {self.denote(target)}, an existing object",
+                    "MG114",
+                    f"SETITEM applied to a {_kind_of(target)}, not a dict",
                     mut.offset,
-                    target=str(self.denote(target)),
-                    opcode=mut.kind.upper(),
+                    target=_kind_of(target),
+                    opcode="SETITEM",
                 )
 
         # BUILD's (state, slotstate) form assigns slotstate with setattr, which reaches
@@ -441,6 +454,15 @@ class _Judge:
                 self.add("MG110", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
             else:
                 self.add("MG113", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
+
+
+def _kind_of(value: object) -> str:
+    """A short name for the kind of a symbolic value (list, str, storage, ...)."""
+    if isinstance(value, ListV):
+        return "list"
+    if isinstance(value, PersRef):
+        return "persistent object"
+    return type(value).__name__.removesuffix("V").lower()
 
 
 def _describe(value: object) -> str:
