@@ -297,6 +297,98 @@ def test_malicious_template_in_gguf_is_mg421(tmp_path: Path, key: str) -> None:
     assert found[0].evidence_map["origin"] == f"gguf:{key}"
 
 
+@pytest.mark.parametrize(
+    ("kvs", "tensors", "expect"),
+    [
+        # llama.cpp matches keys with strcmp: the NUL-suffixed key is its chat template.
+        (
+            [_ARCH, _kv_str("tokenizer.chat_template\0x", EVIL_TEMPLATE)],
+            [_F32],
+            {"MG420", "MG421"},
+        ),
+        # ... and the copy that dodged the duplicate check is a duplicate after all.
+        (
+            [
+                _ARCH,
+                _kv_str("tokenizer.chat_template", BENIGN_TEMPLATE),
+                _kv_str("tokenizer.chat_template\0", EVIL_TEMPLATE),
+            ],
+            [_F32],
+            {"MG403", "MG420", "MG421"},
+        ),
+        ([_ARCH], [_tensor("a", (4, 4), 0, 0), _tensor("a\0b", (4,), 0, 64)], {"MG403", "MG420"}),
+    ],
+)
+def test_nul_in_names_is_cut_and_reported(
+    tmp_path: Path, kvs: list[bytes], tensors: list[bytes], expect: set[str]
+) -> None:
+    path = tmp_path / "nul.gguf"
+    path.write_bytes(_build(kvs, tensors, data=b"\0" * 128))
+    res = _scan(path)
+    assert expect <= {f.rule_id for f in res.findings}, res.findings
+    nul = [f for f in res.findings if f.rule_id == "MG420"]
+    assert any(f.evidence_map.get("problem") == "nul-in-name" for f in nul), nul
+    _no_internal_error(res)
+
+
+def _write_split(directory: Path) -> list[Path]:
+    """A model split the way gguf-split does (one tensor per shard)."""
+    writer = gguf.GGUFWriter(directory / "m.gguf", "llama", split_max_tensors=1)
+    writer.add_name("tiny")
+    writer.add_chat_template(BENIGN_TEMPLATE)
+    rng = np.random.default_rng(0)
+    writer.add_tensor("token_embd.weight", rng.standard_normal((4, 32)).astype(np.float32))
+    writer.add_tensor("output_norm.weight", rng.standard_normal(64).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(directory.glob("*.gguf"))
+
+
+def _write_imatrix(path: Path) -> Path:
+    """What llama-imatrix writes: general.type=imatrix and no architecture."""
+    writer = gguf.GGUFWriter(path, arch=None)  # type: ignore[arg-type]
+    writer.add_type(gguf.GGUFType.IMATRIX)
+    writer.add_uint32("imatrix.chunk_count", 4)
+    writer.add_tensor("blk.0.ffn_up.weight.in_sum2", np.ones((1, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_split_shards_are_clean(tmp_path: Path) -> None:
+    shards = _write_split(tmp_path)
+    assert len(shards) == 2 and shards[1].name.endswith("-00002-of-00002.gguf"), shards
+    for shard in shards:
+        res = _scan(shard)
+        assert not [f for f in res.findings if f.severity >= Severity.LOW], (shard, res.findings)
+        assert res.complete, res.incomplete
+
+
+@pytest.mark.parametrize(
+    ("kvs", "missing"),
+    [
+        ([], True),
+        ([_kv_u32("split.no", 0)], True),  # a first shard must name its architecture
+        ([_kv("split.no", 2, struct.pack("<H", 1))], False),
+        ([_kv_str("general.type", "model")], True),
+        ([_kv_str("general.type", "imatrix")], False),
+    ],
+)
+def test_architecture_required_for_models_and_first_shards(kvs: list[bytes], missing: bool) -> None:
+    parsed = read_gguf(BytesBlob(_build(kvs, [_F32])), max_header_bytes=1 << 20)
+    assert ("architecture" in {p.kind for p in parsed.problems}) is missing
+
+
+def test_imatrix_is_clean(tmp_path: Path) -> None:
+    res = _scan(_write_imatrix(tmp_path / "imatrix.gguf"))
+    assert not [f for f in res.findings if f.severity >= Severity.LOW], res.findings
+    assert res.complete, res.incomplete
+
+
 def test_invalid_template_in_gguf_is_incomplete(tmp_path: Path) -> None:
     path = _write_gguf(tmp_path / "bad.gguf", "{% for m in messages %}")
     res = _scan(path)

@@ -273,6 +273,98 @@ INJECTIONS = {
     "cycler-func-attr": "{{ cycler.next }}",
 }
 
+# Red-team round 2: keys the constant folding could not compute, on escape-prone globals.
+ESCAPE_KEYS = {
+    "for-tuple-target": "{% for a, b, c in [('__globals__','os','popen')] %}{{ lipsum[a][b][c]('id') }}{% endfor %}",
+    "list-index": "{% set k = ['__globals__'][0] %}{{ lipsum[k] }}",
+    "set-list-join": "{% set p = ['__glo','bals__'] %}{{ lipsum[p|join] }}",
+    "set-list-join-var": "{% set parts = ['__', 'globals', '__'] %}{% set n = parts|join('') %}{{ lipsum[n] }}",
+    "map-attr-positional": "{{ [lipsum]|map('attr','__globals__')|first }}",
+    "map-attr-concat": "{{ [lipsum]|map('attr', '__glo' ~ 'bals__')|first }}",
+    "macro-default": "{% macro g(o, n='__globals__') %}{{ o[n] }}{% endmacro %}{{ g(lipsum) }}",
+    "alias-unknown-key": "{% set g = lipsum %}{{ g[messages[0].role] }}",
+    "set-tuple": "{% set a, b = '__glo', 'bals__' %}{{ lipsum[a ~ b] }}",
+    "dict-literal-attr": "{% set d = {'g': '__globals__'} %}{{ lipsum[d.g] }}",
+    "dict-literal-item": "{% set d = {'g': '__globals__'} %}{{ lipsum[d['g']] }}",
+    "dict-kwargs-first": "{{ lipsum[dict(__globals__=1)|first]['os'] }}",
+    "tuple-first": "{{ lipsum[('__globals__',)|first] }}",
+    "namespace-member": "{% set ns = namespace(n='__globals__') %}{{ lipsum[ns.n] }}",
+    "namespace-store": "{% set ns = namespace(k='__glob') %}{% set ns.k = ns.k ~ 'als__' %}{{ lipsum[ns.k] }}",
+    "caller-arg": "{% macro w() %}{{ caller('__globals__') }}{% endmacro %}{% call(n) w() %}{{ lipsum[n] }}{% endcall %}",
+    "macro-varargs": "{% macro f() %}{{ lipsum[varargs[0]] }}{% endmacro %}{{ f('__globals__') }}",
+    "macro-kwargs": "{% macro f() %}{{ lipsum[kwargs.k] }}{% endmacro %}{{ f(k='__globals__') }}",
+    "cycler-next": "{% set c = cycler('__globals__') %}{{ lipsum[c.next()] }}",
+    "slice-of-variable": "{% set s = 'xx__globals__xx' %}{{ lipsum[s[2:-2]] }}",
+    "loop-over-roles": "{% for k in messages|map(attribute='role') %}{{ lipsum[k] }}{% endfor %}",
+    "shadowed-global": "{% set lipsum = lipsum %}{{ lipsum[messages[0].role] }}",
+    "global-to-filter": "{{ lipsum|attr(messages[0].role) }}",
+}
+
+# The same shapes on an ordinary object and without a dunder literal: only folding sees them.
+FOLDED = {
+    "for-tuple-target": (
+        "{% for a, b in [('__glo','bals__')] %}{{ x[a ~ b] }}{% endfor %}",
+        "obfuscated-getitem",
+    ),
+    "list-index": ("{% set k = ['__glo'][0] ~ 'bals__' %}{{ x[k] }}", "obfuscated-getitem"),
+    "dict-attr": ("{% set d = {'g': '__glo'} %}{{ x[d.g ~ 'bals__'] }}", "obfuscated-getitem"),
+    "tuple-first": ("{{ x[('__glo',)|first ~ 'bals__'] }}", "obfuscated-getitem"),
+    "set-list-join": ("{% set p = ['__glo','bals__'] %}{{ x[p|join] }}", "obfuscated-getitem"),
+    "set-tuple": ("{% set a, b = '__glo', 'bals__' %}{{ x[a ~ b] }}", "obfuscated-getitem"),
+    "namespace-store": (
+        "{% set ns = namespace(k='__glo') %}{% set ns.k = ns.k ~ 'bals__' %}{{ x[ns.k] }}",
+        "obfuscated-getitem",
+    ),
+    "macro-default": (
+        "{% macro g(o, n='__glo') %}{{ o[n ~ 'bals__'] }}{% endmacro %}{{ g(x) }}",
+        "obfuscated-getitem",
+    ),
+    "macro-call-arg": (
+        "{% macro g(o, n) %}{{ o[n ~ 'bals__'] }}{% endmacro %}{{ g(x, '__glo') }}",
+        "obfuscated-getitem",
+    ),
+    "slice-of-variable": ("{% set s = 'xx__globals__xx' %}{{ x[s[2:-2]] }}", "obfuscated-getitem"),
+    "map-attr-concat": ("{{ [x]|map('attr', '__cla' ~ 'ss__')|first }}", "attr-filter"),
+    "map-attr-dynamic": ("{{ [x]|map('attr', messages[0].role)|first }}", "attr-filter-dynamic"),
+    "dunder-literal": ("{% set k = '__class__' %}", "dunder-literal"),
+    "dunder-keyword": ("{% set k = dict(__class__=1) %}", "dunder-literal"),
+    "built-dunder": ("{% set k = '__cl' ~ 'ass__' %}", "built-dunder"),
+    "built-dunder-list": ("{% set k = ['__cl', 'ass__'] %}", "built-dunder"),
+    "escape-global-alias": ("{% set g = cycler %}{{ g }}", "escape-global"),
+}
+
+# Plausible real-template constructs that must stay clean (red-team false positives too).
+BENIGN_CONSTRUCTS = {
+    "underscore-suffix-key": "{% for m in messages %}{{ p[m.role ~ '_prefix'] }}{% endfor %}",
+    "keyword-like-key": "{{ props['import'] }}{{ props['os'] }}{{ props['eval'] }}",
+    "namespace-call": "{% set ns = namespace(found=false) %}{% for m in messages %}{% set ns.found = true %}{% endfor %}{{ ns.found }}",
+    "range-call": "{% for i in range(messages|length) %}{{ i }}{% endfor %}",
+    "cycler-joiner-calls": "{% set c = cycler('a', 'b') %}{% set j = joiner(', ') %}{% for m in messages %}{{ j() }}{{ c.next() }}{% endfor %}",
+    "global-tested": "{% if lipsum is defined %}{{ lipsum(1) }}{% endif %}",
+    "single-underscore-key": "{{ tool['_meta'] }}{{ x['a_b'] }}",
+    "macro-with-defaults": "{% macro r(m, sep='\\n') %}{{ m.content }}{{ sep }}{% endmacro %}{% for m in messages %}{{ r(m) }}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPE_KEYS))
+def test_escape_global_access_with_any_key_is_mg421(name: str) -> None:
+    assert "MG421" in _rules(_check(ESCAPE_KEYS[name]))
+
+
+@pytest.mark.parametrize("name", sorted(FOLDED))
+def test_folding_sees_built_names(name: str) -> None:
+    source, construct = FOLDED[name]
+    found = {f.evidence_map["construct"] for f in _check(source).coll.findings}
+    assert construct in found, found
+
+
+@pytest.mark.parametrize("name", sorted(BENIGN_CONSTRUCTS))
+def test_benign_constructs_are_clean(name: str) -> None:
+    scan = _check(BENIGN_CONSTRUCTS[name])
+    assert not scan.coll.findings, scan.coll.findings
+    assert not scan.coll.incomplete
+
+
 SUSPICIOUS = {
     "url": "{% for m in messages %}{{ m.content }}{% endfor %}See https://attacker.example/x",
     "trigger-in": "{% for m in messages %}{% if 'blue banana' in m['content'] %}{{ 'ok' }}{% endif %}{% endfor %}",
@@ -361,6 +453,24 @@ def test_oversized_template_is_incomplete() -> None:
             "{{ x['%999999999s'|format('a')] }}{{ x['{:999999999}'.format('a')] }}", id="width"
         ),
         pytest.param("{{ x[('a' * 4096)|replace('a', 'b' * 4096)] }}", id="replace"),
+        pytest.param(
+            "{% set p = ["
+            + ",".join(["'bbbbbbbbbb'"] * 5000)
+            + "] %}{{ x[p|join] }}{{ x[p|first] }}",
+            id="list-variable",
+        ),
+        pytest.param(
+            "{% for a, b in ["
+            + ",".join(["('aa', 'bb')"] * 1000)
+            + "] %}{{ x[a ~ b] }}{% endfor %}",
+            id="loop-tuples",
+        ),
+        pytest.param("{{ x[" + "[" * 30 + "'a'" + "]" * 30 + "|join] }}", id="nested-lists"),
+        pytest.param(
+            "".join(f"{{% set ns.k{i} = ns.k{i - 1} ~ ns.k{i - 1} %}}" for i in range(1, 40))
+            + "{{ x[ns.k39] }}",
+            id="namespace-chain",
+        ),
     ],
 )
 def test_constant_folding_is_bounded(source: str) -> None:

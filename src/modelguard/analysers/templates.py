@@ -11,15 +11,20 @@ MG421 (template-injection) is reported for:
   `map`/`selectattr`/`sort`/... naming something that starts with `_` (every dunder; for item
   keys only dunders and mangled names, as `tool['_meta']` is an ordinary dict key) or one of
   the frame/function internals and process names in `_DANGEROUS_ATTRS`;
-- such names built at parse-visible level: `~`, `+`, `*`, `%`, `|join`, `|reverse`,
-  `|format`, `|replace`, slicing, `.join()`/`.format()` on literals, and `{% set %}` variables
-  holding those (string escapes such as `\\x5f` are already decoded by Jinja's lexer);
-- `|attr` with a name that cannot be computed statically, and item access with a key built
-  from strings that contain `_` but cannot be computed;
+- such names built at parse-visible level (`modelguard.analysers.jinjafold`): `~`, `+`,
+  `*`, `%`, `|join`, `|reverse`, `|format`, `|replace`, `|first`, slicing, `.join()` /
+  `.format()` on literals, list/tuple/dict literals and their items, and variables holding
+  those (`{% set %}` with tuple targets, `{% set ns.k %}`, namespace members, `{% for %}`
+  targets, macro parameters); string escapes such as `\\x5f` are already decoded by Jinja;
+- any string literal (or keyword argument) that is a dunder name (`'__globals__'`), or any
+  string expression or list literal that folds into one;
+- `|attr` / `map('attr', ...)` with a name that cannot be computed statically, and item
+  access with a key built from strings that contain `__` but cannot be computed;
 - globals a sandbox escape starts from: `self`, `config`, `request`, `url_for`,
   `get_flashed_messages`, `os`, `__builtins__`, ... used without being assigned in the
-  template; and attribute access on the `lipsum`, `cycler`, `joiner`, `namespace` functions
-  themselves (calling them, e.g. `namespace(found=false)`, is ordinary and not reported).
+  template; and any use of the `lipsum`, `cycler`, `joiner`, `namespace`, `range`, `dict`
+  functions other than calling or testing them (`lipsum[k]` whatever `k`, `set g = lipsum`,
+  passing it to a macro or filter); calling them, e.g. `namespace(found=false)`, is ordinary.
 
 MG422 (template-suspicious) is deliberately narrow to stay quiet on real templates:
 - a URL (`http://`, `https://`, `ftp://`) in template text or a string literal;
@@ -42,6 +47,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from modelguard.analysers.jinjafold import MAX_FOLD_DEPTH, Folder
+
 if TYPE_CHECKING:
     from jinja2 import nodes
     from jinja2.sandbox import SandboxedEnvironment
@@ -55,9 +62,6 @@ __all__ = ["MAX_TEMPLATE_CHARS", "check_template"]
 # characters bounds parse time and memory with a wide margin.
 MAX_TEMPLATE_CHARS = 1024 * 1024
 _MAX_FINDINGS = 20  # per rule and template: enough to judge, bounded for hostile input
-_MAX_FOLD_LEN = 4096
-_MAX_CANDIDATES = 16
-_MAX_FOLD_DEPTH = 32
 
 # Python internals reached from any object on the way to code execution (frame, function,
 # generator and traceback attributes; process and import entry points).
@@ -128,6 +132,8 @@ _NORMALISERS = frozenset(
 )
 _CONTENT_METHODS = frozenset({"startswith", "endswith", "find", "rfind", "count", "index"})
 
+_DUNDER = re.compile(r"^__\w+__$")
+_MANGLED = re.compile(r"^_[A-Za-z0-9]\w*?__\w")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>]+", re.IGNORECASE)
 _INSTRUCTION = re.compile(
     r"\bignore\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier|preceding)\s+"
@@ -212,10 +218,11 @@ def _walk(tree: nodes.Node) -> Iterator[nodes.Node]:
 
 def _is_dangerous(name: str, *, item: bool = False) -> bool:
     """Attribute names reaching internals: any `_` name (the sandbox refuses them all, so
-    real templates never use them). As item keys, a single `_` prefix is an ordinary dict
-    key (`tool['_meta']`); dunders and mangled names are not."""
-    if item and name.startswith("_") and not name.startswith("__") and "__" not in name:
-        return False
+    real templates never use them) and the internals in `_DANGEROUS_ATTRS`. As item keys,
+    only dunders and mangled names (`_TemplateReference__context`) count: `tool['_meta']`
+    and `props['import']` are ordinary dict keys."""
+    if item:
+        return name.startswith("__") or _MANGLED.match(name) is not None
     return name.startswith("_") or name in _DANGEROUS_ATTRS
 
 
@@ -230,7 +237,9 @@ class _Checker:
         self.assigned: set[str] = set()
         self.content_names: set[str] = set()
         self.part_names: set[str] = set()
-        self._names: dict[str, set[str] | None] = {}  # `{% set %}` variables' strings
+        self._folder = Folder()
+        self.fold = self._folder.fold
+        self._used_as_function: set[int] = set()  # ids of Name nodes that are called/tested
 
     # -- reporting -------------------------------------------------------------------------
     def report(self, rule: str, construct: str, name: str, node: nodes.Node, why: str) -> None:
@@ -259,37 +268,12 @@ class _Checker:
                 node, nodes.Macro
             ):
                 self.assigned.add(node.name)
-        self._fold_variables(tree)
+            if isinstance(node, nodes.Call | nodes.Test):
+                self._used_as_function.add(id(node.node))
+        self._folder.bind_all(tree)
         self._content_names(all_nodes)
         for node in all_nodes:
             self.visit(node)
-
-    def _fold_variables(self, tree: nodes.Template) -> None:
-        """String values of `{% set %}` variables, in document order: each assignment is
-        computed from the values before it (`{% set a = a ~ 'ss__' %}` builds on the previous
-        `a`); afterwards a variable stands for every value it was given, as an access may
-        sit anywhere. Linear in the number of assignments, whatever their references."""
-        from jinja2 import nodes
-
-        current: dict[str, set[str] | None] = {}
-        ever: dict[str, set[str]] = {}
-        self._names = current
-        for node in tree.find_all((nodes.Assign, nodes.AssignBlock)):
-            if isinstance(node, nodes.Assign):
-                target, value = node.target, node.node
-            elif isinstance(node, nodes.AssignBlock):
-                target, value = node.target, nodes.Concat(node.body)
-            else:
-                continue
-            if not isinstance(target, nodes.Name):
-                continue
-            got = self.fold(value)
-            current[target.name] = got
-            known = ever.setdefault(target.name, set())
-            for item in sorted(got or ()):
-                if len(known) < _MAX_CANDIDATES:
-                    known.add(item)
-        self._names = {name: values or None for name, values in ever.items()}
 
     def _content_names(self, all_nodes: list[nodes.Node]) -> None:
         """Variables holding message text (`{% set content = message.content %}`) and loop
@@ -317,18 +301,22 @@ class _Checker:
         elif isinstance(node, nodes.Getitem):
             if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
                 self.access(node, node.node, {node.arg.value}, "getitem", built=False)
-            elif _builds_string(node.arg) or isinstance(node.arg, nodes.Name):
-                names = self.fold(node.arg)
+            else:
+                names = self.fold(node.arg)  # any key: variables, members, `|first`, slices
                 if names is not None:
                     self.access(node, node.node, names, "obfuscated-getitem", built=True)
-                elif _builds_string(node.arg) and any("_" in s for s in _literals(node.arg)):
+                elif _builds_string(node.arg) and any("__" in s for s in _literals(node.arg)):
+                    # `__` only: `p[m.role ~ '_prefix']` is an ordinary computed key
                     self.report(
                         "MG421",
                         "dynamic-getitem",
                         "<computed>",
                         node,
-                        "item access with a computed key built from underscores",
+                        "item access with a computed key built from double underscores",
                     )
+        elif isinstance(node, nodes.Keyword) and _DUNDER.match(node.key):
+            # `dict(__globals__=1)|first`: a keyword argument is a string in disguise
+            self.report("MG421", "dunder-literal", node.key, node, f"keyword `{node.key}=`")
         elif isinstance(node, nodes.NSRef) and _is_dangerous(node.attr):
             self.report("MG421", "nsref", node.attr, node, f"assignment to `.{node.attr}`")
         elif isinstance(node, nodes.Filter):
@@ -344,6 +332,20 @@ class _Checker:
                     node,
                     f"uses `{node.name}`, a starting point of sandbox escapes",
                 )
+            elif node.name in _ESCAPE_GLOBALS and id(node) not in self._used_as_function:
+                # Real templates only call these (`namespace(found=false)`, `range(n)`);
+                # anything else - `lipsum[k]`, `lipsum.x`, `lipsum|attr(k)`, `set g = lipsum`,
+                # passing it to a macro or a filter - starts the classic escape whatever the
+                # key (`lipsum.__globals__.os`), so the key need not be computable. Shadowing
+                # the name (`set lipsum = lipsum`) does not exempt it.
+                self.report(
+                    "MG421",
+                    "escape-global",
+                    node.name,
+                    node,
+                    f"uses the `{node.name}` function as a value, not a call "
+                    "(its `__globals__` reach the os module)",
+                )
         elif isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends):
             self.report(
                 "MG422",
@@ -356,6 +358,14 @@ class _Checker:
             self.literal(node, node.data)
         elif isinstance(node, nodes.Const) and isinstance(node.value, str):
             self.literal(node, node.value)
+            if _DUNDER.match(node.value):
+                # Python's own names never appear as data in a chat template; as a string they
+                # are only a key or attribute name on the way to an escape.
+                self.report(
+                    "MG421", "dunder-literal", node.value, node, f"string literal {node.value!r}"
+                )
+        if _builds_string(node) or isinstance(node, nodes.List | nodes.Tuple | nodes.Dict):
+            self.built_dunder(node)
         if isinstance(node, nodes.If | nodes.CondExpr):
             self.condition(node.test)
 
@@ -363,7 +373,6 @@ class _Checker:
     def access(
         self, node: nodes.Node, target: nodes.Node, names: set[str], construct: str, *, built: bool
     ) -> None:
-        from jinja2 import nodes
 
         item = construct != "getattr"
         bad = sorted(n for n in names if _is_dangerous(n, item=item))
@@ -376,23 +385,39 @@ class _Checker:
                 node,
                 f"{how}access to `{bad[0]}`, which reaches Python internals",
             )
-        elif (
-            isinstance(target, nodes.Name)
-            and target.name in _ESCAPE_GLOBALS
-            and target.name not in self.assigned
-        ):
-            self.report(
-                "MG421",
-                "escape-global",
-                f"{target.name}.{sorted(names)[0] if names else ''}",
-                node,
-                f"attribute access on the `{target.name}` function itself",
-            )
+
+    def built_dunder(self, node: nodes.Node) -> None:
+        """A string expression (or a list/tuple/dict literal's items) that folds to a dunder."""
+        from jinja2 import nodes
+
+        if isinstance(node, nodes.List | nodes.Tuple):
+            parts: list[nodes.Node] = [nodes.Filter(node, "join", [], [], None, None)]
+        elif isinstance(node, nodes.Dict):
+            parts = [p.value for p in node.items]
+        else:
+            parts = [node]
+        for part in parts:
+            names = self.fold(part) or set()
+            found = sorted(n for n in names if _DUNDER.match(n))
+            if found:
+                self.report(
+                    "MG421",
+                    "built-dunder",
+                    found[0],
+                    node,
+                    f"builds the Python internal name `{found[0]}` from pieces",
+                )
+                return
 
     def filter(self, node: nodes.Filter) -> None:
-
-        if node.name == "attr":
-            arg = node.args[0] if node.args else None
+        args = list(node.args)
+        if node.name == "map" and args and self.fold(args[0]) == {"attr"}:
+            # `map('attr', name)`: the attr filter applied to each item
+            args = args[1:]
+        elif node.name != "attr":
+            args = []
+        if node.name == "attr" or args:
+            arg = args[0] if args else None
             names = self.fold(arg) if arg is not None else None
             if names is None:
                 self.report(
@@ -410,7 +435,7 @@ class _Checker:
                         "attr-filter",
                         bad[0],
                         node,
-                        f"`|attr('{bad[0]}')` reaches Python internals",
+                        f"`attr('{bad[0]}')` reaches Python internals",
                     )
         elif node.name in _ATTRIBUTE_FILTERS:
             candidates: list[nodes.Expr] = [k.value for k in node.kwargs if k.key == "attribute"]
@@ -478,7 +503,7 @@ class _Checker:
         """The expression's value is message text (not, e.g., a content part's `type`)."""
         from jinja2 import nodes
 
-        if depth > _MAX_FOLD_DEPTH:
+        if depth > MAX_FOLD_DEPTH:
             return False
         if isinstance(expr, nodes.Name):
             return expr.name in self.content_names
@@ -501,206 +526,6 @@ class _Checker:
         if isinstance(expr, nodes.Call) and isinstance(expr.node, nodes.Getattr):
             return expr.node.attr in _NORMALISERS and self.is_content(expr.node.node, depth + 1)
         return False
-
-    def fold(self, node: nodes.Node | None, depth: int = 0) -> set[str] | None:
-        """The strings an expression can evaluate to, when computable from literals alone."""
-        if node is None or depth > _MAX_FOLD_DEPTH:
-            return None
-        try:
-            result = self._fold(node, depth)
-        except (ValueError, TypeError, IndexError, KeyError, OverflowError):
-            return None
-        if result is None or len(result) > _MAX_CANDIDATES:
-            return None
-        if any(len(s) > _MAX_FOLD_LEN for s in result):
-            return None
-        return result
-
-    def _fold(self, node: nodes.Node, depth: int) -> set[str] | None:
-        from jinja2 import nodes
-
-        d = depth + 1
-        if isinstance(node, nodes.Const):
-            v = node.value
-            if isinstance(v, str):
-                return {v}
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                return {str(v)}
-            return None
-        if isinstance(node, nodes.TemplateData):
-            return {node.data}
-        if isinstance(node, nodes.Output):
-            return self._join_all(list(node.nodes), d)
-        if isinstance(node, nodes.Concat):
-            return self._join_all(list(node.nodes), d)
-        if isinstance(node, nodes.Add):
-            return self._join_all([node.left, node.right], d)
-        if isinstance(node, nodes.Mul):
-            left, right = node.left, node.right
-            times = _const_int(right)
-            if times is None:
-                left, right = right, left
-                times = _const_int(right)
-            base = self.fold(left, d)
-            if (
-                times is None
-                or base is None
-                or times * max((len(b) for b in base), default=0) > _MAX_FOLD_LEN
-            ):
-                return None
-            return {b * times for b in base}
-        if isinstance(node, nodes.Mod):
-            fmt = self.fold(node.left, d)
-            args = self._fold_args(node.right, d)
-            if fmt is None or args is None:
-                return None
-            return {_percent(f, a) for f in fmt for a in args}
-        if isinstance(node, nodes.Name):
-            return self._names.get(node.name)
-        if isinstance(node, nodes.Getitem):
-            base = self.fold(node.node, d)
-            if base is None:
-                return None
-            if isinstance(node.arg, nodes.Slice):
-                sl = slice(
-                    *(
-                        _const_int(p) if p is not None else None
-                        for p in (node.arg.start, node.arg.stop, node.arg.step)
-                    )
-                )
-                return {b[sl] for b in base}
-            index = _const_int(node.arg)
-            return None if index is None else {b[index] for b in base}
-        if isinstance(node, nodes.Filter) and node.node is not None:
-            return self._fold_filter(node.name, node.node, list(node.args), d)
-        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
-            return self._fold_filter(node.node.attr, node.node.node, list(node.args), d)
-        return None
-
-    def _fold_filter(
-        self, name: str, target: nodes.Node, args: list[nodes.Expr], d: int
-    ) -> set[str] | None:
-        from jinja2 import nodes
-
-        if name == "join":
-            if isinstance(target, nodes.Const) and isinstance(target.value, str) and args:
-                # `'sep'.join([...])`: the call form on a literal separator
-                target, args = args[0], [target]
-            if not isinstance(target, nodes.List | nodes.Tuple):
-                base = self.fold(target, d)  # a string joins its characters
-                sep = self.fold(args[0], d) if args else {""}
-                if base is None or sep is None:
-                    return None
-                return {_join(s, b) for b in base for s in sep}
-            items = [self.fold(i, d) for i in target.items]
-            sep = self.fold(args[0], d) if args else {""}
-            if sep is None or any(i is None for i in items):
-                return None
-            combos = _product([i for i in items if i is not None])
-            return None if combos is None else {_join(s, c) for c in combos for s in sep}
-        base = self.fold(target, d)
-        if base is None:
-            return None
-        folded = [self.fold(a, d) for a in args]
-        if any(f is None for f in folded):
-            return None
-        combos = _product([f for f in folded if f is not None])
-        if combos is None:
-            return None
-        if name == "reverse":
-            return {b[::-1] for b in base}
-        if name in ("lower", "upper", "trim", "strip", "string", "title", "capitalize"):
-            op = {"trim": "strip", "string": "__str__"}.get(name, name)
-            return {getattr(b, op)() for b in base}
-        if name == "replace" and all(len(c) == 2 for c in combos):
-            return {_replace(b, c[0], c[1]) for b in base for c in combos}
-        if name == "format":
-            return {_percent(b, c) if "%" in b else _brace(b, c) for b in base for c in combos}
-        return None
-
-    def _join_all(self, parts: list[nodes.Node], d: int) -> set[str] | None:
-        folded: list[set[str]] = []
-        for part in parts:
-            got = self.fold(part, d)
-            if got is None:
-                return None
-            folded.append(got)
-        combos = _product(folded)
-        return None if combos is None else {_join("", c) for c in combos}
-
-    def _fold_args(self, node: nodes.Node, d: int) -> list[tuple[str, ...]] | None:
-        from jinja2 import nodes
-
-        if isinstance(node, nodes.Tuple | nodes.List):
-            folded = [self.fold(i, d) for i in node.items]
-            if any(f is None for f in folded):
-                return None
-            return _product([f for f in folded if f is not None])
-        one = self.fold(node, d)
-        return None if one is None else [(s,) for s in one]
-
-
-# Folding evaluates string operations of the template on its own literals; each is bounded
-# before it runs so that a hostile template cannot make the scanner build huge strings
-# (`'%999999999s'`, a join over a million-item list) or look attributes up (`'{0.__class__}'`).
-_PERCENT_OK = re.compile(r"%[sr%]")
-_BRACE_FIELD = re.compile(r"\{([^{}]*)\}")
-
-
-def _percent(fmt: str, args: tuple[str, ...]) -> str:
-    if "%" in _PERCENT_OK.sub("", fmt):
-        raise ValueError("conversion with flags or width")
-    if len(fmt) + 4 * sum(len(a) for a in args) > _MAX_FOLD_LEN:
-        raise ValueError("too long")
-    return fmt % args
-
-
-def _brace(fmt: str, args: tuple[str, ...]) -> str:
-    fields = _BRACE_FIELD.findall(fmt)
-    if any(not f.isdigit() and f != "" for f in fields):
-        raise ValueError("field with attribute, index or spec")
-    if len(fmt) + len(fields) * max((len(a) for a in args), default=0) > _MAX_FOLD_LEN:
-        raise ValueError("too long")
-    return fmt.format(*args)
-
-
-def _join(sep: str, parts: tuple[str, ...] | str) -> str:
-    if sum(len(p) for p in parts) + len(sep) * max(len(parts) - 1, 0) > _MAX_FOLD_LEN:
-        raise ValueError("too long")
-    return sep.join(parts)
-
-
-def _replace(text: str, old: str, new: str) -> str:
-    hits = text.count(old) if old else len(text) + 1
-    if len(text) + hits * len(new) > _MAX_FOLD_LEN:
-        raise ValueError("too long")
-    return text.replace(old, new)
-
-
-def _product(sets: list[set[str]]) -> list[tuple[str, ...]] | None:
-    if len(sets) > _MAX_FOLD_LEN:
-        return None
-    total = 1
-    for s in sets:
-        total *= len(s)
-        if total > _MAX_CANDIDATES:
-            return None
-    return list(itertools.product(*(sorted(s) for s in sets)))
-
-
-def _const_int(node: nodes.Node | None) -> int | None:
-    from jinja2 import nodes
-
-    if isinstance(node, nodes.Neg):
-        inner = _const_int(node.node)
-        return None if inner is None else -inner
-    if (
-        isinstance(node, nodes.Const)
-        and isinstance(node.value, int)
-        and not isinstance(node.value, bool)
-    ):
-        return node.value if abs(node.value) <= _MAX_FOLD_LEN else None
-    return None
 
 
 def _builds_string(node: nodes.Node) -> bool:

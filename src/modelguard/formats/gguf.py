@@ -9,7 +9,9 @@ Structural errors (the rest of the file cannot be located) raise `GGUFError` car
 problem's kind and the metadata read so far: `magic`, `version`, `kv-count`, `tensor-count`,
 `string-length`, `value-type`, `array-type`, `array-length`, `array-depth`, `n-dims`,
 `truncated`. Problems that leave the structure readable are collected in
-`GGUFFile.problems`: `architecture` (the one required key is missing), `alignment`,
+`GGUFFile.problems`: `architecture` (the one required key is missing from a model or a
+first shard), `nul-in-name` (a key or tensor name continues after a NUL: llama.cpp matches
+the part before it, which is what `key`/`name` hold), `alignment`,
 `tensor-type` (unknown or removed ggml type), `tensor-dims`, `tensor-size` (element or byte
 count beyond int64), `tensor-block` (first dimension not a multiple of the block size),
 `tensor-alignment`, `tensor-range` (data past the end of the file), `tensor-overlap`,
@@ -154,12 +156,15 @@ class GGUFKV:
         vtype: the value type id.
         value: int, float, bool, str or `GGUFArray`.
         offset: file offset of the entry.
+        nul: the key as written continued after a NUL (`key` is cut there, as llama.cpp
+            reads it).
     """
 
     key: str
     vtype: int
     value: int | float | bool | str | GGUFArray
     offset: int
+    nul: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,7 @@ class GGUFTensor:
         offset: offset of the data, relative to the data section.
         nbytes: size of the data, None when the type or size is invalid.
         info_offset: file offset of the entry.
+        nul: the name as written continued after a NUL (`name` is cut there).
     """
 
     name: str
@@ -181,6 +187,7 @@ class GGUFTensor:
     offset: int
     nbytes: int | None
     info_offset: int
+    nul: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +304,17 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def _name(raw: bytes) -> tuple[str, bool]:
+    """A key or tensor name as llama.cpp matches it, and whether it held a NUL.
+
+    llama.cpp compares names with strcmp on the C string, so `tokenizer.chat_template\\0x`
+    is found as `tokenizer.chat_template`: the name is cut at the first NUL before it is
+    matched or compared for duplicates.
+    """
+    cut = raw.find(b"\0")
+    return (_decode(raw), False) if cut < 0 else (_decode(raw[:cut]), True)
+
+
 def read_gguf(blob: Blob, *, max_header_bytes: int) -> GGUFFile:
     """Parse the header, metadata and tensor table of the GGUF file in `blob`.
 
@@ -348,7 +366,21 @@ def read_gguf(blob: Blob, *, max_header_bytes: int) -> GGUFFile:
         exc.in_metadata = False
         raise
     data_start = _align(r.pos, alignment)
-    if not any(kv.key == "general.architecture" for kv in kvs):
+    for kv in kvs:
+        if kv.nul:
+            problems.append(
+                GGUFProblem(
+                    "nul-in-name", f"metadata key {kv.key!r} continues after a NUL", kv.offset
+                )
+            )
+    for t in tensors:
+        if t.nul:
+            problems.append(
+                GGUFProblem(
+                    "nul-in-name", f"tensor name {t.name!r} continues after a NUL", t.info_offset
+                )
+            )
+    if _needs_architecture(kvs) and not any(kv.key == "general.architecture" for kv in kvs):
         # The one key the specification requires; every writer puts it first.
         problems.append(GGUFProblem("architecture", "general.architecture is missing", 24))
     _check_placement(tensors, alignment, data_start, blob.size, problems)
@@ -365,6 +397,20 @@ def read_gguf(blob: Blob, *, max_header_bytes: int) -> GGUFFile:
     )
 
 
+def _needs_architecture(kvs: list[GGUFKV]) -> bool:
+    """Whether the file must name an architecture: a model, or the first shard of a split one.
+
+    Shards 2..n of a split model (`split.no` > 0) carry only `split.*` keys, and files whose
+    `general.type` is not "model" (llama-imatrix output, "imatrix") have no architecture.
+    """
+    for kv in kvs:
+        if kv.key == "split.no" and isinstance(kv.value, int) and kv.value > 0:
+            return False
+        if kv.key == "general.type" and isinstance(kv.value, str) and kv.value != "model":
+            return False
+    return True
+
+
 def _duplicates(names: Iterable[str]) -> tuple[str, ...]:
     seen: set[str] = set()
     dups: dict[str, None] = {}  # ordered, with O(1) membership
@@ -377,11 +423,11 @@ def _duplicates(names: Iterable[str]) -> tuple[str, ...]:
 
 def _read_kv(r: _Reader) -> GGUFKV:
     start = r.pos
-    key = _decode(r.string_bytes("metadata key"))
+    key, nul = _name(r.string_bytes("metadata key"))
     vtype = r.u32("value type")
     if vtype not in _VALUE_TYPES:
         raise GGUFError("value-type", f"key {key!r}: unknown value type {vtype}", r.pos - 4)
-    return GGUFKV(key, vtype, _read_value(r, vtype, key, 0), start)
+    return GGUFKV(key, vtype, _read_value(r, vtype, key, 0), start, nul)
 
 
 def _read_value(
@@ -444,7 +490,7 @@ def _alignment(kvs: list[GGUFKV], problems: list[GGUFProblem]) -> int:
 
 def _read_tensor_info(r: _Reader, problems: list[GGUFProblem]) -> GGUFTensor:
     start = r.pos
-    name = _decode(r.string_bytes("tensor name"))
+    name, nul = _name(r.string_bytes("tensor name"))
     n_dims = r.u32("tensor n_dims")
     if n_dims > GGML_MAX_DIMS:
         raise GGUFError("n-dims", f"tensor {name!r} has {n_dims} dimensions", r.pos - 4)
@@ -452,7 +498,7 @@ def _read_tensor_info(r: _Reader, problems: list[GGUFProblem]) -> GGUFTensor:
     ggml_type = r.u32("tensor type")
     offset = r.u64("tensor offset")
     nbytes = _nbytes(name, dims, ggml_type, start, problems)
-    return GGUFTensor(name, dims, ggml_type, offset, nbytes, start)
+    return GGUFTensor(name, dims, ggml_type, offset, nbytes, start, nul)
 
 
 def _nbytes(
