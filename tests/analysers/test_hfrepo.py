@@ -417,21 +417,71 @@ def test_pickle_alone_is_not_mg484(tmp_path: Path) -> None:
 
 
 def test_folder_findings_unit(tmp_path: Path) -> None:
-    (tmp_path / "w").mkdir()
-    sub, other = tmp_path / "w", tmp_path / "x"
-    other.mkdir()
-    for folder in (sub, other):
+    repo, other = tmp_path / "repo", tmp_path / "other"
+    sub, tools = repo / "w", repo / "x"
+    for folder in (sub, tools, other):
+        folder.mkdir(parents=True)
         (folder / "tool").write_bytes(ELF)
     files = [
-        (sub / "model.safetensors", FileResult("w/model.safetensors", 1, ("safetensors",))),
-        (sub / "model.pt", FileResult("w/model.pt", 1, ("zip", "torch-zip", "pickle"))),
-        (sub / "tool", FileResult("w/tool", 1, ("unknown",))),
-        (other / "tool", FileResult("x/tool", 1, ("unknown",))),
+        (sub / "model.safetensors", FileResult("repo/w/model.safetensors", 1, ("safetensors",))),
+        (sub / "model.pt", FileResult("repo/w/model.pt", 1, ("zip", "torch-zip", "pickle"))),
+        (sub / "tool", FileResult("repo/w/tool", 1, ("unknown",))),
+        (tools / "tool", FileResult("repo/x/tool", 1, ("unknown",))),
     ]
     out = folder_findings(files, Policy())
-    assert sorted(out) == ["w/model.pt", "w/tool"]
-    assert [f.rule_id for f in out["w/model.pt"]] == ["MG484"]
-    assert [f.rule_id for f in out["w/tool"]] == ["MG483"]
+    # x/ holds no weights but is part of the repository whose w/ does.
+    assert sorted(out) == ["repo/w/model.pt", "repo/w/tool", "repo/x/tool"]
+    assert [f.rule_id for f in out["repo/w/model.pt"]] == ["MG484"]
+    assert [f.rule_id for f in out["repo/w/tool"]] == ["MG483"]
+    # A tree without weights has no model folder.
+    lone = [(other / "tool", FileResult("other/tool", 1, ("unknown",)))]
+    assert folder_findings(lone, Policy()) == {}
+
+
+@pytest.mark.parametrize(
+    ("weights", "tool"),
+    [
+        ("model.safetensors", "bin/tool"),  # below the weights folder
+        ("unet/model.safetensors", "tools/x"),  # beside a component folder
+        ("unet/model.safetensors", "a/b/c/x"),  # deep beside
+        ("model.safetensors", "helper.py"),  # native code named .py
+        ("text_encoder/model.safetensors", "install"),  # at the root of a component repo
+    ],
+)
+def test_executable_anywhere_in_model_tree(tmp_path: Path, weights: str, tool: str) -> None:
+    _tiny_bert((tmp_path / weights).parent)
+    (tmp_path / tool).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / tool).write_bytes(ELF)
+    assert "MG483" in _rules(_file(_scan(tmp_path), tool))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        b"\xef\xbb\xbfimport os\r\nos.system('x')\r\n",  # UTF-8 BOM, CRLF
+        b"# -*- coding: latin-1 -*-\n# caf\xe9\nimport os\nos.system('x')\n",
+        b"# coding: utf-16\n",  # a cookie Python refuses: MG002, never an internal error
+    ],
+)
+def test_encoded_sources_are_read(tmp_path: Path, source: bytes) -> None:
+    _custom_folder(tmp_path, TINY_MAP)
+    (tmp_path / "modeling_tiny.py").write_bytes(source)
+    res = _file(_scan(tmp_path), "config.json")
+    reasons = [i.reason for i in res.incomplete]
+    assert not any("internal error" in r for r in reasons)
+    if b"os.system" in source:
+        assert "MG485" in _rules(res)
+        assert not reasons
+
+
+def test_bom_benign_source_is_clean(tmp_path: Path) -> None:
+    _custom_folder(tmp_path, TINY_MAP)
+    (tmp_path / "modeling_tiny.py").write_bytes(
+        b"\xef\xbb\xbfimport torch\r\nclass X(torch.nn.Module):\r\n    pass\r\n"
+    )
+    res = _file(_scan(tmp_path), "config.json")
+    assert _rules(res) == ["MG480"]
+    assert not res.incomplete
 
 
 # -- the code reader -----------------------------------------------------------------------

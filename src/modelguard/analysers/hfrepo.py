@@ -14,10 +14,11 @@ weights (MG483) and pickle weights beside safetensors (MG484).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -197,7 +198,7 @@ def check_config(scan: FileScan, value: object, loc: Location, name: str) -> Non
             entries=_shown(values),
         )
     if local:
-        _check_files(scan, folder, files, loc, name)
+        _check_files(scan, lambda rel: _read_beside(folder, rel), files, loc, name)
 
 
 def _inside(folder: str, rel: str) -> str | None:
@@ -224,7 +225,23 @@ def _read_code(path: str) -> bytes | None:
         return fh.read(MAX_CODE_BYTES + 1)
 
 
-def _check_files(scan: FileScan, folder: str, files: list[str], loc: Location, name: str) -> None:
+def _read_beside(folder: str, rel: str) -> bytes | None:
+    path = _inside(folder, rel)
+    return _read_code(path) if path else None
+
+
+def _check_files(
+    scan: FileScan,
+    read: Callable[[str], bytes | None],
+    files: list[str],
+    loc: Location,
+    name: str,
+) -> None:
+    """Parse the referenced files and those they import relatively; ``read`` fetches one.
+
+    ``read(rel)`` returns at most MAX_CODE_BYTES + 1 bytes, or None when the file is missing;
+    it reads beside a config on disk, and is the seam for sibling members of an archive.
+    """
     queue = list(files)
     done: set[str] = set()
     hits: list[str] = []
@@ -233,8 +250,7 @@ def _check_files(scan: FileScan, folder: str, files: list[str], loc: Location, n
         if rel in done:
             continue
         done.add(rel)
-        path = _inside(folder, rel)
-        data = _read_code(path) if path else None
+        data = read(rel)
         if data is None:
             scan.finding(
                 "MG482",
@@ -249,13 +265,13 @@ def _check_files(scan: FileScan, folder: str, files: list[str], loc: Location, n
                 "MG003", f"{rel} is larger than {MAX_CODE_BYTES} bytes: not parsed", loc
             )
             continue
-        text = data.decode("utf-8", "replace")
-        calls, ok = dangerous_calls(text)
+        # Bytes: ast honours a BOM or coding cookie as the interpreter would.
+        calls, ok = dangerous_calls(data)
         if not ok:
             scan.incomplete("MG002", f"{rel} is not valid Python: its calls were not read", loc)
         hits += [f"{rel}:{line} {call}" for line, call in calls]
         base = rel.rpartition("/")[0]
-        for mod in relative_imports(text):
+        for mod in relative_imports(data):
             queue.append(f"{base}/{mod}" if base else mod)
     if queue and len(done) >= MAX_CODE_FILES:
         scan.incomplete("MG003", f"more than {MAX_CODE_FILES} custom code files: not all read", loc)
@@ -306,41 +322,50 @@ def folder_findings(
 ) -> dict[str, list[Finding]]:
     """Findings only the whole scanned folder shows, keyed by display path.
 
-    A folder is a model folder when it or a folder below it holds weights (so a script at
-    the top of a diffusers repository, whose weights sit in component folders, counts).
+    A file counts when a folder on its way up is a model folder: one that holds weights, or
+    has weights below it and either holds scanned files or is the common folder of all of
+    them (the top of the scanned repository). So an ELF in ``bin/`` beside root weights, or
+    in ``tools/`` beside ``unet/``, counts: everything in a repository is downloaded with it.
+    Folders above the scanned tree never count.
     There, MG483 for files whose content is an ELF, PE or Mach-O binary or a script with an
-    interpreter line (``.py`` files excepted: importing them is what MG480 reports), and
+    interpreter line (``.py`` scripts excepted: importing them is what MG480 reports), and
     MG484 for pickle weights in a folder that also holds safetensors.
     """
     from modelguard.policy.evaluate import make_finding
     from modelguard.results import Location
 
-    weights: set[Path] = set()
+    holding = {path.parent.absolute() for path, _ in files}
+    with contextlib.suppress(ValueError):  # no files, or paths on different drives
+        holding.add(Path(os.path.commonpath([str(p) for p in holding])))
+    above: set[Path] = set()
     safetensors: set[Path] = set()
     for path, res in files:
         parent = path.parent.absolute()
         if WEIGHT_FORMATS & set(res.formats):
-            weights.update([parent, *parent.parents])
+            above.update([parent, *parent.parents])
         if "safetensors" in res.formats:
             safetensors.add(parent)
+    models = above & holding
     out: dict[str, list[Finding]] = {}
     for path, res in files:
         parent = path.parent.absolute()
-        if parent not in weights:
+        if not models or not any(p in models for p in (parent, *parent.parents)):
             continue
         found: list[Finding] = []
-        if not path.name.lower().endswith((".py", ".pyi")):
-            kind = _executable_kind(path)
-            if kind:
-                found.append(
-                    make_finding(
-                        policy,
-                        "MG483",
-                        f"a {kind} is shipped beside model weights",
-                        Location(res.path),
-                        {"kind": kind},
-                    )
+        kind = _executable_kind(path)
+        # A .py script with an interpreter line is what MG480 reports; native code named
+        # .py (an ELF called helper.py) is not Python at all.
+        python = path.name.lower().endswith((".py", ".pyi"))
+        if kind and not (python and kind.startswith("script")):
+            found.append(
+                make_finding(
+                    policy,
+                    "MG483",
+                    f"a {kind} is shipped beside model weights",
+                    Location(res.path),
+                    {"kind": kind},
                 )
+            )
         if parent in safetensors and _PICKLE_WEIGHTS & set(res.formats):
             found.append(
                 make_finding(
