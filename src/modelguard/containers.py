@@ -7,6 +7,7 @@ back to `FileScan.analyse`; nothing is extracted to disk.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from modelguard.errors import FormatError, LimitExceeded
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from modelguard.filescan import FileScan
 
 __all__ = ["walk_tar", "walk_wrapper", "walk_zip"]
+
+# Declared sizes of the compressed zip members a scan did not decode (bombs, limits, budget),
+# so an archive's total expansion includes what its nested archives skipped.
+_UNDECODED: weakref.WeakKeyDictionary[FileScan, int] = weakref.WeakKeyDictionary()
 
 _ZIP_FINDING = {
     "duplicate-name": "MG203",
@@ -80,9 +85,10 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
         scan.seen("torchscript")
     if names and all(n.endswith(".npy") for n in names):
         scan.seen("npz")
-    from modelguard.analysers.archive import check_zip_members, declared_bomb, report_bomb
+    from modelguard.analysers import archive
 
-    check_zip_members(scan, view, loc, blob=blob)
+    bombs_before = _bomb_count(scan)
+    archive.check_zip_members(scan, view, loc, blob=blob)
     for anomaly in view.anomalies:
         rule = _ZIP_FINDING.get(anomaly.kind)
         if rule:
@@ -98,6 +104,9 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
     for member in view.members:
         counts[member.name] = counts.get(member.name, 0) + 1
     seen_names: dict[str, int] = {}
+    # Bytes the members expand to, for the archive-wide bomb check: what was decoded here and
+    # in nested archives (scan.total grows by both), plus the declared size of what was not.
+    total_before, undecoded_before = scan.total, _UNDECODED.get(scan, 0)
     for member in view.members:
         if member.name.endswith("/") and member.size == 0:
             continue
@@ -110,19 +119,36 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
             member.name.startswith(d + "data/") or member.name.startswith(d + ".data/")
             for d in pkl_dirs
         ) and not member.name.endswith(".pkl")
+        compressed = member.method != 0
+        if compressed and archive.declared_bomb(scan, member):  # reported by check_zip_members
+            _once(
+                scan,
+                "MG003",
+                "zip members reported as decompression bombs are not decompressed",
+                mloc,
+            )
+            _skip(scan, member.size)
+            continue
+        if compressed and archive.budget_spent(scan, mloc, member.size):
+            _skip(scan, member.size)
+            continue  # a later, smaller member may still fit
         try:
             # Read flagged members as plaintext, as a loader that ignores the flag would.
             mblob = zipread.open_member(blob, member, scan.limits, ignore_encryption=True)
         except LimitExceeded as exc:
             scan.incomplete("MG003", f"zip member: {exc}", mloc)
-            if not declared_bomb(scan, member):  # else check_zip_members reported it
-                report_bomb(scan, exc, mloc, "zip member", member.compressed_size)
+            archive.report_bomb(scan, exc, mloc, "zip member", member.compressed_size)
+            _skip(scan, member.size)
             continue
         except FormatError as exc:
             scan.incomplete("MG002", f"zip member cannot be read: {exc}", mloc)
             continue
-        if member.method != 0 and not scan.charge(mblob.size, mloc):
-            return "zip"
+        if compressed:
+            archive.check_expansion(scan, mloc, "zip member", mblob.size, member.compressed_size)
+            if archive.budget_spent(scan, mloc, mblob.size):
+                _skip(scan, mblob.size)
+                continue
+            scan.charge(mblob.size, mloc)  # fits: budget_spent said so
         fmt = scan.analyse(mblob, mloc, depth + 1, raw=raw)
         if fmt in ("pickle", "legacy-torch") and member.size <= 64 * 1024 * 1024:
             ok = zipread.member_crc_ok(blob, member, scan.limits)
@@ -134,6 +160,9 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
                     mloc,
                     anomaly="crc-mismatch",
                 )
+    expanded = scan.total - total_before + _UNDECODED.get(scan, 0) - undecoded_before
+    reported = _bomb_count(scan) > bombs_before
+    archive.check_archive_total(scan, loc, expanded, blob.size, reported=reported)
     if pkl_dirs:
         from modelguard.analysers.torchzip import check_torch_zip
 
@@ -143,6 +172,20 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
 
         check_keras_archive(scan, names, loc)
     return "zip"
+
+
+def _skip(scan: FileScan, size: int) -> None:
+    _UNDECODED[scan] = _UNDECODED.get(scan, 0) + size
+
+
+def _once(scan: FileScan, rule: str, reason: str, loc: Location) -> None:
+    """Record an incomplete reason once per file (a layered bomb would repeat it per member)."""
+    if not any(i.reason == reason for i in scan.coll.incomplete):
+        scan.incomplete(rule, reason, loc)
+
+
+def _bomb_count(scan: FileScan) -> int:
+    return sum(1 for f in scan.coll.findings if f.rule_id == "MG404")
 
 
 def _inside_tar_member(blob: Blob, start: int, end: int, scan: FileScan) -> bool:
@@ -208,7 +251,7 @@ def walk_tar(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: int)
     scan.seen("tar")
     from modelguard.analysers.archive import check_tar_members
 
-    check_tar_members(scan, view, loc)
+    check_tar_members(scan, view, loc, blob=blob)
     names = {m.name for m in view.members}
     legacy = {"sys_info", "pickle", "storages"} <= names
     if legacy:
@@ -298,6 +341,10 @@ def walk_wrapper(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: 
         walk_7z(scan, blob, loc, depth)
         return kind
     wloc = loc.inner(f"<{kind}>")
+    from modelguard.analysers import archive
+
+    if archive.budget_spent(scan, wloc):
+        return kind
     try:
         inner: Blob = compress.decompress(blob, kind, scan.limits)
     except compress.TruncatedStream as exc:
@@ -307,15 +354,16 @@ def walk_wrapper(scan: FileScan, blob: Blob, head: bytes, loc: Location, depth: 
         return kind
     except LimitExceeded as exc:
         scan.incomplete("MG003", f"{kind}: {exc}", wloc)
-        from modelguard.analysers.archive import report_bomb
-
-        report_bomb(scan, exc, wloc, f"{kind} content", blob.size)
+        archive.report_bomb(scan, exc, wloc, f"{kind} content", blob.size)
         return kind
     except FormatError as exc:
         rule = "MG004" if "not supported" in str(exc) else "MG002"
         scan.incomplete(rule, f"{kind}: {exc}", wloc)
         return kind
-    if scan.charge(inner.size, wloc):
+    # No MG404 floor check here: one stream is what joblib's compress=N makes of a large
+    # zero-filled array (100 MB at ~1000x, tests/test_scanner.py); the decoder's cap bounds it.
+    if not archive.budget_spent(scan, wloc, inner.size):
+        scan.charge(inner.size, wloc)
         scan.analyse(inner, wloc, depth + 1)
     return kind
 
@@ -339,6 +387,10 @@ def walk_7z(scan: FileScan, blob: Blob, loc: Location, depth: int) -> None:
         mloc = loc.inner(member.name)
         if member.is_symlink:
             continue  # a link holds a path, not content a loader would unpickle
+        from modelguard.analysers import archive
+
+        if archive.budget_spent(scan, mloc, member.size):
+            continue
         try:
             data = sevenzip.open_7z_member(blob, view, member.name, scan.limits)
         except compress.TruncatedStream as exc:
@@ -348,14 +400,13 @@ def walk_7z(scan: FileScan, blob: Blob, loc: Location, depth: int) -> None:
             continue
         except LimitExceeded as exc:
             scan.incomplete("MG003", f"7z member: {exc}", mloc)
-            from modelguard.analysers.archive import report_bomb
-
-            report_bomb(scan, exc, mloc, "7z member")
+            archive.report_bomb(scan, exc, mloc, "7z member")
             continue
         except (FormatError, KeyError) as exc:
             scan.incomplete("MG002", f"7z member cannot be read: {exc}", mloc)
             continue
-        if scan.charge(data.size, mloc):
+        if not archive.budget_spent(scan, mloc, data.size):
+            scan.charge(data.size, mloc)
             scan.analyse(data, mloc, depth + 1)
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import stat
+import struct
 import tarfile
+import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelguard
-from modelguard.analysers.archive import escape_reason, normalise_member
+from modelguard.analysers.archive import (
+    ARCHIVE_BOMB_FLOOR,
+    BOMB_FLOOR,
+    MAX_BOMB_FINDINGS,
+    escape_reason,
+    normalise_member,
+)
 from modelguard.config import Limits
+from modelguard.formats.zipread import unicode_path
 from modelguard.policy import Policy
 from modelguard.results import FileResult, Severity
 
@@ -202,6 +213,174 @@ def test_member_bytes_bomb(tmp_path: Path) -> None:
     assert dict(hits[0].evidence)["limit"] == "max_member_bytes"
 
 
+_MiB = 1 << 20
+
+
+def _zeros_zip(path: Path, members: int, mib: int) -> Path:
+    """A zip of ``members`` deflated members of ``mib`` MiB of zeros each (about 1000x)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for k in range(members):
+            with zf.open(f"z{k}.bin", "w") as out:
+                for _ in range(mib):
+                    out.write(bytes(_MiB))
+    return path
+
+
+def _nest(path: Path, inner: Path, copies: int) -> Path:
+    data = inner.read_bytes()
+    return _zip(path, [(f"l{k}.zip", data) for k in range(copies)])
+
+
+def _reasons(res: FileResult, text: str) -> int:
+    return sum(1 for i in res.incomplete if text in i.reason)
+
+
+def test_bomb_floor_member(tmp_path: Path) -> None:
+    # Within the decoder's cap (200 x 1 MiB) but above the floor at ~1000x: a bomb, not decoded.
+    path = _zeros_zip(tmp_path / "a.zip", 1, BOMB_FLOOR // _MiB + 1)
+    start = time.monotonic()
+    res = _only(path)
+    assert time.monotonic() - start < 2
+    hits = [f for f in res.findings if f.rule_id == "MG404"]
+    assert len(hits) == 1 and str(BOMB_FLOOR) in hits[0].message
+    assert _reasons(res, "not decompressed") == 1
+
+
+def test_bomb_floor_member_with_lying_sizes(tmp_path: Path) -> None:
+    # Declared sizes patched small: only the decoded size shows the expansion.
+    mib = BOMB_FLOOR // _MiB + 1
+    path = _zeros_zip(tmp_path / "a.zip", 1, mib)
+    raw = path.read_bytes().replace((mib * _MiB).to_bytes(4, "little"), (10).to_bytes(4, "little"))
+    path.write_bytes(raw)
+    res = _only(path)
+    hits = [f for f in res.findings if f.rule_id == "MG404"]
+    assert len(hits) == 1 and "decodes to" in hits[0].message
+
+
+def test_wrapper_below_cap_is_not_a_bomb(tmp_path: Path) -> None:
+    # One stream (joblib compress=N of a zero-filled array) is bounded by the decoder's cap
+    # only: the archive-member floor does not apply to wrappers.
+    path = tmp_path / "a.bin.gz"
+    path.write_bytes(gzip.compress(bytes(BOMB_FLOOR + _MiB), compresslevel=1))
+    assert "MG404" not in _rules(_only(path))
+
+
+def test_archive_total_bomb_nested(tmp_path: Path) -> None:
+    # No member above the floor, but nested archives expand to > 256 MiB in all at ~1000x.
+    inner = _zeros_zip(tmp_path / "inner.zip", 1, 30)
+    copies = ARCHIVE_BOMB_FLOOR // (30 * _MiB) + 1
+    res = _only(_nest(tmp_path / "outer.zip", inner, copies))
+    hits = [f for f in res.findings if f.rule_id == "MG404"]
+    assert len(hits) == 1 and str(ARCHIVE_BOMB_FLOOR) in hits[0].message
+    assert res.complete
+
+
+def test_layered_bomb_is_fast(tmp_path: Path) -> None:
+    inner = _zeros_zip(tmp_path / "inner.zip", 3, BOMB_FLOOR // _MiB + 1)
+    path = _nest(tmp_path / "outer.zip", inner, 8)
+    start = time.monotonic()
+    res = _only(path)
+    assert time.monotonic() - start < 2
+    assert 1 <= _rules(res).count("MG404") <= MAX_BOMB_FINDINGS
+    assert _reasons(res, "not decompressed") == 1
+
+
+def test_total_budget_stops_decoding_once(tmp_path: Path) -> None:
+    # Incompressible members (no ratio finding): after max_total_bytes nothing more is decoded
+    # anywhere in the file, and MG003 is recorded once.
+    rnd = np.random.default_rng(0).bytes(_MiB)
+    inner = _zip(tmp_path / "inner.zip", [(f"r{k}.bin", rnd) for k in range(3)], 8)
+    path = _nest(tmp_path / "outer.zip", inner, 6)
+    res = _only(path, Policy(limits=Limits(max_total_bytes=4 * _MiB)))
+    assert _reasons(res, "max_total_bytes reached") == 1
+    assert "MG404" not in _rules(res)
+
+
+def test_total_budget_bomb(tmp_path: Path) -> None:
+    # A budget spent by a high-ratio archive is a bomb: members over the budget count as
+    # declared (not decoded) towards the archive total.
+    inner = _zeros_zip(tmp_path / "inner.zip", 1, 30)
+    path = _nest(tmp_path / "outer.zip", inner, ARCHIVE_BOMB_FLOOR // (30 * _MiB) + 1)
+    res = _only(path, Policy(limits=Limits(max_total_bytes=64 * _MiB)))
+    assert _reasons(res, "max_total_bytes reached") == 1
+    assert _rules(res).count("MG404") == 1
+
+
+# -- Info-ZIP Unicode Path extra field (0x7075) ----------------------------------------------
+
+
+def _upath_extra(
+    header_name: bytes, path: str, *, crc: int | None = None, version: int = 1
+) -> bytes:
+    body = bytes([version]) + struct.pack("<I", zlib.crc32(header_name) if crc is None else crc)
+    body += path.encode()
+    return struct.pack("<HH", 0x7075, len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("upath", "crc", "rules"),
+    [
+        ("../../x", None, {"MG203", "MG401"}),  # unzip writes ../../x
+        ("other.txt", None, {"MG203"}),  # a differential, no escape
+        ("../../x", 1234, set()),  # stale CRC: unzip ignores the field too
+        ("ok.txt", None, set()),  # same name: nothing to report
+    ],
+)
+def test_zip_unicode_path_extra(
+    tmp_path: Path, upath: str, crc: int | None, rules: set[str]
+) -> None:
+    info = zipfile.ZipInfo("ok.txt")
+    info.extra = _upath_extra(b"ok.txt", upath, crc=crc)
+    res = _only(_zip(tmp_path / "u.zip", [(info, b"x")]))
+    found = {r for r in _rules(res) if r != "MG210"}
+    assert found == rules
+
+
+def test_zip_unicode_path_local_only(tmp_path: Path) -> None:
+    # The field only in the local header (central extra blanked to an unknown tag).
+    info = zipfile.ZipInfo("ok.txt")
+    info.extra = _upath_extra(b"ok.txt", "../x")
+    raw = bytearray(_zip(tmp_path / "u.zip", [(info, b"x")]).read_bytes())
+    central = raw.find(b"PK\x01\x02")
+    tag = raw.find(b"\x75\x70", central)
+    raw[tag : tag + 2] = b"\xff\xff"
+    path = tmp_path / "l.zip"
+    path.write_bytes(bytes(raw))
+    assert {"MG203", "MG401"} <= set(_rules(_only(path)))
+
+
+def test_unicode_path_parser() -> None:
+    good = _upath_extra(b"a", "b")
+    assert unicode_path(good, b"a") == "b"
+    assert unicode_path(good, b"c") is None
+    assert unicode_path(_upath_extra(b"a", "b", version=2), b"a") is None
+    for cut in range(len(good)):
+        unicode_path(good[:cut], b"a")  # never raises
+
+
+# -- tar special files -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [(tarfile.CHRTYPE, "device"), (tarfile.BLKTYPE, "device"), (tarfile.FIFOTYPE, "fifo")],
+)
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT])
+def test_tar_special_member(tmp_path: Path, kind: bytes, label: str, fmt: int) -> None:
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w", format=fmt) as tf:
+        info = tarfile.TarInfo("dev/" + "x" * (120 if fmt == tarfile.PAX_FORMAT else 3))
+        info.type = kind
+        info.devmajor, info.devminor = 1, 3
+        tf.addfile(info)
+        data = tarfile.TarInfo("ok.txt")
+        data.size = 2
+        tf.addfile(data, io.BytesIO(b"ok"))
+    res = _only(path)
+    hits = [f for f in res.findings if f.rule_id == "MG402"]
+    assert len(hits) == 1 and dict(hits[0].evidence)["kind"] == label
+
+
 # -- benign archives -------------------------------------------------------------------------
 
 
@@ -223,6 +402,25 @@ def _npz(path: Path) -> Path:
 
 def _npz_compressed(path: Path) -> Path:
     np.savez_compressed(path, a=np.zeros(100_000))
+    return path
+
+
+def _npz_zeros_50mb(path: Path) -> Path:
+    np.savez_compressed(path, a=np.zeros(50_000_000 // 8))
+    return path
+
+
+def _model_tgz(path: Path) -> Path:
+    plain = _model_tar(path.parent / "model.tar")
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    return path
+
+
+def _keras_zip(path: Path) -> Path:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(path)
     return path
 
 
@@ -270,6 +468,9 @@ def _zip_last_in_tgz(path: Path) -> Path:
         ("plain.zip", _plain_zip),
         ("bundle.tar", _zip_last_in_tar),
         ("bundle.tar.gz", _zip_last_in_tgz),
+        ("zeros50.npz", _npz_zeros_50mb),
+        ("model.tar.gz", _model_tgz),
+        ("model.keras", _keras_zip),
     ],
 )
 def test_benign_archives_clean(tmp_path: Path, name: str, build: object) -> None:

@@ -27,7 +27,12 @@ if TYPE_CHECKING:
     from modelguard.results import Location
 
 __all__ = [
+    "ARCHIVE_BOMB_FLOOR",
+    "BOMB_FLOOR",
     "BOMB_LIMITS",
+    "budget_spent",
+    "check_archive_total",
+    "check_expansion",
     "check_tar_members",
     "check_zip_members",
     "declared_bomb",
@@ -40,6 +45,23 @@ __all__ = [
 MAX_FINDINGS_PER_RULE = 20
 #: Limits whose breach means the content expands beyond what the scanner holds: a bomb.
 BOMB_LIMITS = frozenset({"max_ratio", "max_member_bytes"})
+#: A member (or wrapper content) expanding more than ``max_ratio`` times is a decompression
+#: bomb (MG404) once it expands beyond this many bytes, even when it stays within the
+#: decoder's caps. The decoder's own cap (``max_ratio`` x `RATIO_FLOOR`, 200 MiB at the
+#: defaults) lets a 1000x member through; below this floor a high ratio is ordinary (zero
+#: initialised arrays in ``np.savez_compressed``, padded tensors).
+BOMB_FLOOR = 64 * 1024 * 1024
+#: An archive whose members expand in total (nested archives' decompressed bytes included)
+#: beyond this many bytes at an overall ratio above ``max_ratio`` is a bomb (MG404) even when
+#: no single member is: many mid-sized members or archives nested in archives.
+ARCHIVE_BOMB_FLOOR = 256 * 1024 * 1024
+#: MG404 findings reported per top-level file; a layered bomb would otherwise list hundreds.
+MAX_BOMB_FINDINGS = 20
+_TOTAL_REACHED = "max_total_bytes reached"
+# tar type flags of members that are not data (POSIX ustar): extracting them as root creates
+# device nodes or FIFOs (a FIFO blocks a loader that opens it); no model tar holds one.
+_SPECIAL_TAR_TYPES = {b"3": "device", b"4": "device", b"6": "fifo"}
+_TYPEFLAG = 156  # offset of the type flag in a tar header block
 _UNIX = 3  # "version made by" high byte for Unix (APPNOTE 4.4.2.2)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _MAX_LINK_TARGET = 4096  # a zip symlink's target is its content; longer is not a path
@@ -105,6 +127,8 @@ class _Capped:
         self.counts: dict[str, int] = {}
 
     def add(self, rule: str, message: str, loc: Location, **evidence: str) -> None:
+        if rule == "MG404" and _bomb_count(self.scan) >= MAX_BOMB_FINDINGS:
+            return
         n = self.counts.get(rule, 0) + 1
         self.counts[rule] = n
         if n <= MAX_FINDINGS_PER_RULE:
@@ -122,12 +146,16 @@ class _Capped:
                 )
 
 
-def _check_name(out: _Capped, name: str, mloc: Location) -> None:
+def _bomb_count(scan: FileScan) -> int:
+    return sum(1 for f in scan.coll.findings if f.rule_id == "MG404")
+
+
+def _check_name(out: _Capped, name: str, mloc: Location, what: str = "member name") -> None:
     reason = escape_reason(name)
     if reason:
         out.add(
             "MG401",
-            f"member name {_show(name)!r} {reason}: extracting it writes outside the target folder",
+            f"{what} {_show(name)!r} {reason}: extracting it writes outside the target folder",
             mloc,
             member=_show(name),
             reason=reason,
@@ -171,6 +199,9 @@ def check_zip_members(
         if ("MG401", name) not in seen:
             seen.add(("MG401", name))
             _check_name(out, name, mloc)
+            # Info-ZIP unzip extracts under the Unicode Path extra field's name instead.
+            if member.unicode_name is not None:
+                _check_name(out, member.unicode_name, mloc, "Unicode Path extra field name")
         if _zip_link(member) and ("MG402", name) not in seen:
             seen.add(("MG402", name))
             target = _zip_link_target(scan, blob, member)
@@ -188,7 +219,8 @@ def check_zip_members(
                 "MG404",
                 f"zip member {_show(name)!r} declares {member.size} bytes from "
                 f"{member.compressed_size} compressed bytes (above max_ratio "
-                f"{scan.limits.max_ratio})",
+                f"{scan.limits.max_ratio}, and above {BOMB_FLOOR} bytes or the decoder's cap); "
+                "it is not decompressed",
                 mloc,
                 limit="max_ratio",
                 size=str(member.size),
@@ -200,15 +232,77 @@ def check_zip_members(
 def declared_bomb(scan: FileScan, member: ZipMember) -> bool:
     """Does a compressed zip member declare more output than ``max_ratio`` allows?
 
-    Measured like the decoder's own cap (`modelguard.formats.compress.output_cap`): small
-    members count as ``RATIO_FLOOR`` compressed bytes, so only sizable expansions count.
-    Stored members (method 0) cannot expand.
+    True when the declared size is above the decoder's own cap
+    (`modelguard.formats.compress.output_cap`: small members count as ``RATIO_FLOOR``
+    compressed bytes), or above `BOMB_FLOOR` at a ratio above ``max_ratio``. Stored members
+    (method 0) cannot expand. Such members are reported (MG404) and not decompressed.
     """
     if member.method == 0:
         return False
     from modelguard.formats.compress import RATIO_FLOOR
 
-    return member.size > scan.limits.max_ratio * max(member.compressed_size, RATIO_FLOOR)
+    ratio = scan.limits.max_ratio
+    if member.size > ratio * max(member.compressed_size, RATIO_FLOOR):
+        return True
+    return member.size > BOMB_FLOOR and member.size > ratio * member.compressed_size
+
+
+def check_expansion(scan: FileScan, loc: Location, what: str, size: int, compressed: int) -> bool:
+    """Report MG404 when ``what`` actually decoded to ``size`` bytes from ``compressed`` bytes,
+    above `BOMB_FLOOR` at a ratio above ``max_ratio``; return whether it did.
+
+    Catches what declared sizes hide (zip sizes that lie). Not used for single-stream
+    wrappers, which only the decoder's cap bounds (see `modelguard.containers.walk_wrapper`).
+    """
+    ratio = scan.limits.max_ratio
+    if size <= BOMB_FLOOR or size <= ratio * compressed:
+        return False
+    if _bomb_count(scan) < MAX_BOMB_FINDINGS:
+        scan.finding(
+            "MG404",
+            f"{what} decodes to {size} bytes from {compressed} compressed bytes (above "
+            f"max_ratio {ratio} and above the {BOMB_FLOOR}-byte bomb floor)",
+            loc,
+            limit="max_ratio",
+            size=str(size),
+            compressed=str(compressed),
+        )
+    return True
+
+
+def check_archive_total(
+    scan: FileScan, loc: Location, total: int, compressed: int, *, reported: bool
+) -> None:
+    """Report MG404 for an archive whose members expand to ``total`` bytes in all (nested
+    archives included) from ``compressed`` bytes: above `ARCHIVE_BOMB_FLOOR` at an overall
+    ratio above ``max_ratio``. Nothing when a member of it was ``reported`` already."""
+    ratio = scan.limits.max_ratio
+    if reported or total <= ARCHIVE_BOMB_FLOOR or total <= ratio * compressed:
+        return
+    if _bomb_count(scan) < MAX_BOMB_FINDINGS:
+        scan.finding(
+            "MG404",
+            f"archive members expand to {total} bytes in all from {compressed} bytes (above "
+            f"max_ratio {ratio} and above the {ARCHIVE_BOMB_FLOOR}-byte archive bomb floor)",
+            loc,
+            limit="max_ratio",
+            size=str(total),
+            compressed=str(compressed),
+        )
+
+
+def budget_spent(scan: FileScan, loc: Location, upcoming: int = 0) -> bool:
+    """Is ``max_total_bytes`` spent, or would ``upcoming`` more decoded bytes spend it?
+
+    Checked before a member or wrapper is decompressed, so nothing more is decoded once the
+    budget is gone; the MG003 incomplete is recorded once per file, not per member.
+    """
+    limit = scan.limits.max_total_bytes
+    if scan.total + upcoming <= limit:
+        return False
+    if not any(i.reason.startswith(_TOTAL_REACHED) for i in scan.coll.incomplete):
+        scan.incomplete("MG003", f"{_TOTAL_REACHED} ({limit} decompressed bytes)", loc)
+    return True
 
 
 def report_bomb(
@@ -219,7 +313,7 @@ def report_bomb(
     Only ``max_ratio`` and ``max_member_bytes`` count (other limits are not about expansion).
     The caller still records the MG003 incomplete: what was not inflated is unknown.
     """
-    if exc.limit not in BOMB_LIMITS:
+    if exc.limit not in BOMB_LIMITS or _bomb_count(scan) >= MAX_BOMB_FINDINGS:
         return
     value = getattr(scan.limits, exc.limit)
     evidence = {"limit": exc.limit, "value": str(value)}
@@ -233,9 +327,21 @@ def report_bomb(
     )
 
 
-def check_tar_members(scan: FileScan, view: TarView, loc: Location) -> None:
-    """Report tar members whose names escape (MG401), link members (MG402, with the link
-    target) and members stored twice under the same name (MG403)."""
+def _tar_special(blob: Blob | None, offset_data: int) -> str | None:
+    # TarMember says "other" for devices, FIFOs and sparse files alike; the type flag is in
+    # the member's own header block, the 512 bytes just before its data.
+    if blob is None or offset_data < 512:
+        return None
+    return _SPECIAL_TAR_TYPES.get(blob.read(offset_data - 512 + _TYPEFLAG, 1))
+
+
+def check_tar_members(
+    scan: FileScan, view: TarView, loc: Location, *, blob: Blob | None = None
+) -> None:
+    """Report tar members whose names escape (MG401), link, device and FIFO members (MG402,
+    evidence ``kind``) and members stored twice under the same name (MG403).
+
+    ``blob`` (the tar) is read for the type flag of members the reader calls "other"."""
     out = _Capped(scan, loc)
     checked: set[str] = set()
     linked: set[str] = set()
@@ -255,6 +361,17 @@ def check_tar_members(scan: FileScan, view: TarView, loc: Location) -> None:
                 member=_show(name),
                 target=_show(member.linkname),
                 kind=member.kind,
+            )
+        special = _tar_special(blob, member.offset_data) if member.kind == "other" else None
+        if special and name not in linked:
+            linked.add(name)
+            out.add(
+                "MG402",
+                f"tar member {_show(name)!r} is a {special} node: extracting it creates a "
+                "special file, which no model archive holds",
+                mloc,
+                member=_show(name),
+                kind=special,
             )
         if member.kind != "dir":
             # "a", "./a" and "b/../a" are extracted to the same file.

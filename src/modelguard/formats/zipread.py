@@ -30,6 +30,7 @@ __all__ = [
     "member_crc_ok",
     "open_member",
     "read_zip",
+    "unicode_path",
 ]
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")  # APPNOTE 4.3.7, 30 bytes
@@ -52,6 +53,7 @@ _FLAG_ENCRYPTED, _FLAG_DEFERRED, _FLAG_STRONG, _FLAG_UTF8 = 0x1, 0x8, 0x40, 0x80
 _ORDINARY_FLAGS = 0x2 | 0x4 | _FLAG_DEFERRED | _FLAG_UTF8
 _CODECS = {8: "deflate", 12: "bzip2", 14: "zip-lzma"}  # APPNOTE 4.4.5; 0 is stored
 _U32 = 0xFFFFFFFF
+_UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path extra field (APPNOTE 4.6.9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,9 @@ class ZipMember:
     entries is their position in the central directory. ``external_attr`` and
     ``create_system`` (the high byte of "version made by": 3 is Unix, whose file mode is in
     the high 16 bits of ``external_attr``) come from the central directory; both are 0 for
-    local-only members, which have neither.
+    local-only members, which have neither. ``unicode_name`` is the name an Info-ZIP Unicode
+    Path extra field (0x7075) gives when it differs from ``name`` (central header first, else
+    local header): ``unzip`` extracts under that name, ``zipfile`` and miniz ignore it.
     """
 
     name: str
@@ -80,6 +84,7 @@ class ZipMember:
     index: int
     external_attr: int = 0
     create_system: int = 0
+    unicode_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,14 +323,36 @@ def _read_central(
         local = d.concat + offset
         data = local + _LOCAL.size + nlen + xlen  # replaced by the local header's view
         name = _decode_name(var[:nlen], flags)
+        upath = unicode_path(var[nlen:], var[:nlen])
         entry = ZipMember(name, None, local, data, csize, usize, method, flags, crc, "central",
-                          len(members), f[15], f[1] >> 8)  # fmt: skip
+                          len(members), f[15], f[1] >> 8,
+                          upath if upath not in (None, name) else None)  # fmt: skip
         members.append(_resolve(blob, entry, var[:nlen], anomalies))
         pos += _CENTRAL.size + nlen + xlen + clen
     if len(members) != d.count:
         detail = f"end record declares {d.count} entries, the directory has {len(members)}"
         anomalies.append(ZipAnomaly("bad-offset", "", detail))
     return members
+
+
+def unicode_path(extra: bytes, raw_name: bytes) -> str | None:
+    """Return the name an Info-ZIP Unicode Path extra field (0x7075) in ``extra`` gives.
+
+    Info-ZIP ``unzip`` extracts under this name instead of the header name when the field's
+    version is 1 and its CRC-32 matches the header name bytes (``raw_name``); Python's
+    ``zipfile`` and miniz (PyTorch) ignore it, so a scanner that reads only the header name
+    checks another path than the one written (a parser differential). None when the field is
+    absent, malformed or stale (CRC mismatch: ``unzip`` ignores it too).
+    """
+    at = 0
+    while at + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, at)
+        body = extra[at + 4 : at + 4 + size]
+        valid = tag == _UNICODE_PATH and len(body) == size and size >= 5 and body[0] == 1
+        if valid and struct.unpack_from("<I", body, 1)[0] == zlib.crc32(raw_name):
+            return body[5:].decode("utf-8", "replace")
+        at += 4 + size
+    return None
 
 
 def _zip64_values(extra: bytes, csize: int, usize: int, offset: int) -> tuple[int, int, int]:
@@ -361,6 +388,10 @@ def _resolve(blob: Blob, m: ZipMember, raw: bytes, out: list[ZipAnomaly]) -> Zip
         if lraw != raw:
             detail = f"local header names it {m.local_name!r}; loaders use the central name"
             out.append(ZipAnomaly("name-mismatch", name, detail + " (CVE-2025-1944)"))
+        if m.unicode_name is None and lxlen:
+            lupath = unicode_path(blob.read(local + _LOCAL.size + lnlen, lxlen), lraw)
+            if lupath is not None and lupath != name:
+                m = replace(m, unicode_name=lupath)
         if lflags != flags:
             detail = f"local header flags {lflags:#06x} differ from central flags {flags:#06x}"
             out.append(ZipAnomaly("flag-bits", name, detail))
@@ -374,6 +405,12 @@ def _resolve(blob: Blob, m: ZipMember, raw: bytes, out: list[ZipAnomaly]) -> Zip
         if _data_end(m) > blob.size:
             detail = f"data runs past the end of the file ({m.data_offset} + {m.compressed_size})"
             out.append(ZipAnomaly("bad-offset", name, detail))
+    if m.unicode_name is not None:
+        detail = (
+            f"its Info-ZIP Unicode Path extra field names it {m.unicode_name!r}: unzip "
+            "extracts under that name, zipfile and PyTorch use the header name"
+        )
+        out.append(ZipAnomaly("name-mismatch", name, detail))
     if flags & ~_ORDINARY_FLAGS:
         detail = f"flag bits {flags & ~_ORDINARY_FLAGS:#06x} make zipfile or miniz refuse it"
         out.append(ZipAnomaly("flag-bits", name, detail + " (CVE-2025-1945)"))
@@ -419,7 +456,9 @@ def _parse_local(blob: Blob, pos: int, index: int, search_end: int) -> tuple[Zip
         if found is not None:
             crc, csize, usize, after = found
     name = _decode_name(raw[:nlen], flags)
-    member = ZipMember(name, name, pos, data, csize, usize, method, flags, crc, "local", index)
+    upath = unicode_path(raw[nlen:], raw[:nlen])
+    member = ZipMember(name, name, pos, data, csize, usize, method, flags, crc, "local", index,
+                       unicode_name=upath if upath != name else None)  # fmt: skip
     return member, after
 
 
