@@ -146,9 +146,11 @@ class FileScan:
             fmt = analyse_protobuf(self, blob, head, loc, depth)
             if fmt:
                 return self.mark(fmt)
-        if text:
-            from modelguard.analysers.textfiles import analyse_text
+        from modelguard.analysers.textfiles import analyse_text, looks_like_json
 
+        # JSON that is not plain UTF-8 (a BOM, UTF-16/32, lone surrogates) is still read by
+        # json.loads(bytes), which is how Keras reads config.json.
+        if text or looks_like_json(head):
             return self.mark(analyse_text(self, blob, loc, depth))
         self.finding("MG210", "content is none of the formats modelguard knows", loc)
         return self.mark("unknown")
@@ -251,6 +253,10 @@ class FileScan:
             )
         if legacy:
             self.seen("legacy-torch")
+            if len(results) == _TORCH_LEGACY_PICKLES and last.complete:
+                from modelguard.analysers.torchzip import check_legacy_storages
+
+                check_legacy_storages(self, blob, last.value, last.end, loc)
             return "legacy-torch"
         return "pickle"
 

@@ -103,11 +103,18 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     cust = keras.Sequential([keras.Input((3,)), Passthrough()])
 
+    def my_fn(t: Any) -> Any:
+        return t * 2
+
+    named = keras.Sequential([keras.Input((4,)), layers.Dense(4), layers.Lambda(my_fn)])
+
     for name, model in (("seq", seq), ("fun", fun), ("lam", lam)):
         for ext in ("keras", "h5"):
             path = root / f"{name}.{ext}"
             model.save(path)
             out[f"{name}.{ext}"] = path
+    out["named.keras"] = root / "named.keras"
+    named.save(out["named.keras"])
     out["cust.keras"] = root / "cust.keras"
     cust.save(out["cust.keras"])
     out["fun.json"] = root / "fun.json"
@@ -265,6 +272,48 @@ EDITS: list[tuple[str, Callable[[Json], None], str, str]] = [
     ("path-name", _rename, "MG442", "../../x"),
     ("legacy-lambda", _legacy_lambda, "MG440", "system"),
     ("nested-lambda", _deep_lambda, "MG440", "system"),
+    # Python builtins named as functions (red team: module "builtins" was always allowed).
+    ("builtins-exec", _activation_fn("builtins", "exec"), "MG442", "exec"),
+    ("builtins-eval", _activation_fn("builtins", "eval"), "MG442", "eval"),
+    ("builtins-open", _activation_fn("builtins", "open"), "MG442", "open"),
+    ("builtins-import", _activation_fn("builtins", "__import__"), "MG442", "__import__"),
+    ("builtins-print", _activation_fn("builtins", "print"), "MG441", "print"),
+    # Keras helpers that Keras' own NON_MODELING_APIS does not list.
+    (
+        "keras-rmtree",
+        _activation_fn("keras.src.utils.file_utils", "rmtree"),
+        "MG442",
+        "file_utils.rmtree",
+    ),
+    (
+        "keras-legacy-h5-load",
+        _activation_fn("keras.src.legacy.saving.legacy_h5_format", "load_model_from_hdf5"),
+        "MG442",
+        "load_model_from_hdf5",
+    ),
+    ("keras-trailing-dot", _activation_fn("keras.", "x"), "MG441", "keras."),
+    (
+        "lambda-named-exec",
+        _add_layer(
+            {
+                "module": "keras.layers",
+                "class_name": "Lambda",
+                "config": {
+                    "name": "l",
+                    "function": {
+                        "module": "builtins",
+                        "class_name": "function",
+                        "config": "exec",
+                        "registered_name": "function",
+                    },
+                    "arguments": {},
+                },
+                "registered_name": None,
+            }
+        ),
+        "MG442",
+        "exec",
+    ),
 ]
 
 
@@ -356,18 +405,182 @@ def test_findings_are_deduplicated() -> None:
         ({"class_name": "L", "config": {"vocabulary": None, "proto": "https://x/y"}}, {"MG442"}),
         ({"class_name": "L", "config": {"name": "..\\evil"}}, {"MG442"}),
         ({"class_name": "__lambda__", "config": {"value": [LEGACY_CODE, None, None]}}, {"MG440"}),
+        # What Keras 3.15 writes for functions, and what older Keras wrote for public ones.
+        ({"class_name": "function", "config": "my_fn", "module": "builtins"}, set()),
+        (
+            {"class_name": "builtin_function_or_method", "config": "abs", "module": "builtins"},
+            set(),
+        ),
+        ({"class_name": "function", "config": "relu", "module": "keras.activations"}, set()),
+        ({"class_name": "function", "config": "mse", "module": "keras.src.losses.losses"}, set()),
+        ({"class_name": "function", "config": "add", "module": "keras.src.ops.numpy"}, set()),
+        ({"class_name": "function", "config": "exec", "module": " builtins "}, {"MG442"}),
+        (
+            {"class_name": "builtin_function_or_method", "config": "eval", "module": "builtins"},
+            {"MG442"},
+        ),
+        ({"class_name": "getattr", "config": {}, "module": "builtins"}, {"MG442"}),
+        ({"class_name": "X", "config": {}, "registered_name": "builtins>compile"}, {"MG442"}),
+        (
+            {"class_name": "function", "config": "copy", "module": "keras.utils.file_utils"},
+            {"MG442"},
+        ),
+        ({"class_name": "function", "config": "f", "module": "keras.src.models.model"}, {"MG441"}),
+        ({"class_name": "function", "config": "f", "module": "keras_hub.src.utils.x"}, {"MG442"}),
     ],
 )
 def test_config_table(config: Json, expected: set[str]) -> None:
     assert config_rules(config) == expected
 
 
-def test_deep_nesting_is_incomplete_not_a_crash() -> None:
+def test_deep_nesting_is_walked_to_the_bottom() -> None:
+    # Red team: a depth cap turned a deep Lambda into MG003 (incomplete) instead of MG440.
     deep: object = {"class_name": "__lambda__", "config": {"code": LEGACY_CODE}}
     for _ in range(500):
         deep = [deep]
     scan = run_config({"class_name": "M", "config": {"x": deep}})
-    assert [i.rule_id for i in scan.coll.incomplete] == ["MG003"]
+    assert not scan.coll.incomplete
+    assert {f.rule_id for f in scan.coll.findings} == {"MG440"}
+
+
+def test_long_keys_keep_paths_bounded() -> None:
+    deep: object = {"class_name": "__lambda__", "config": {"code": LEGACY_CODE}}
+    for _ in range(200):
+        deep = {"k" * 5000: deep}
+    scan = run_config({"class_name": "M", "config": {"x": deep}})
+    hits = [f for f in scan.coll.findings if f.rule_id == "MG440"]
+    assert len(hits) == 1 and len(hits[0].evidence_map["path"]) <= 1000
+
+
+@pytest.mark.parametrize("levels", [30, 500])
+def test_lambda_under_nested_sequentials(
+    models: dict[str, Path], tmp_path: Path, levels: int
+) -> None:
+    lam = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "config": {
+            "name": "l",
+            "function": {"class_name": "__lambda__", "config": {"code": LEGACY_CODE}},
+        },
+        "registered_name": None,
+    }
+    deep: Json = lam
+    for i in range(levels):
+        deep = {
+            "module": "keras",
+            "class_name": "Sequential",
+            "config": {"name": f"s{i}", "layers": [deep]},
+            "registered_name": None,
+        }
+    config = config_of(models["seq.keras"])
+    config["config"]["layers"].append(deep)
+    path = rewrite_zip(
+        models["seq.keras"], tmp_path / "deep.keras", {"config.json": json.dumps(config).encode()}
+    )
+    res = scan_path(path)
+    assert "MG440" in rules(res), res.findings
+    assert res.complete, res.incomplete
+
+
+def test_lambda_of_a_named_function_is_clean(models: dict[str, Path]) -> None:
+    # Keras writes Lambda(my_fn) as {"module": "builtins", "class_name": "function",
+    # "config": "my_fn"}: no code is stored, and Keras resolves the name only from its own
+    # built-ins or the caller's custom_objects, so there is nothing to report.
+    config = config_of(models["named.keras"])
+    (lam,) = [x for x in config["config"]["layers"] if x["class_name"] == "Lambda"]
+    fn = lam["config"]["function"]
+    assert fn["module"] == "builtins" and fn["class_name"] == "function"
+    assert_clean(scan_path(models["named.keras"]))
+
+
+_ENCODINGS = ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "surrogate"]
+
+
+def _encode(text: str, encoding: str) -> bytes:
+    if encoding == "surrogate":
+        # json.loads(bytes) decodes UTF-8 with 'surrogatepass': a lone surrogate still loads.
+        return text.replace('"name"', '"n\udc00ame"', 1).encode("utf-8", "surrogatepass")
+    return text.encode(encoding)
+
+
+def _lambda_config(models: dict[str, Path]) -> str:
+    config = config_of(models["seq.keras"])
+    _layer(config)["config"]["activation"] = {
+        "class_name": "__lambda__",
+        "config": {"code": LEGACY_CODE},
+    }
+    return json.dumps(config)
+
+
+@pytest.mark.parametrize("encoding", _ENCODINGS)
+def test_config_in_other_encodings_is_walked(models: dict[str, Path], encoding: str) -> None:
+    # Keras reads config.json with json.loads(bytes): BOM, UTF-16/32, surrogates all load.
+    from modelguard.analysers.textfiles import analyse_text
+    from modelguard.formats.blob import BytesBlob
+
+    data = _encode(_lambda_config(models), encoding)
+    scan = FileScan("m.keras", Policy())
+    fmt = analyse_text(scan, BytesBlob(data), Location("m.keras", ("config.json",)), 1)
+    assert fmt == "json"
+    hits = [f for f in scan.coll.findings if f.rule_id == "MG440"]
+    assert hits and all("json_encoding" in f.evidence_map for f in hits)
+
+
+def _filescan_routes_json() -> bool:
+    import inspect
+
+    from modelguard import filescan
+
+    return "looks_like_json" in inspect.getsource(filescan)
+
+
+@pytest.mark.skipif(
+    not _filescan_routes_json(), reason="filescan.py does not route non-UTF-8 JSON yet"
+)
+@pytest.mark.parametrize("encoding", _ENCODINGS)
+def test_keras_with_encoded_config(models: dict[str, Path], tmp_path: Path, encoding: str) -> None:
+    data = _encode(_lambda_config(models), encoding)
+    path = rewrite_zip(models["seq.keras"], tmp_path / "enc.keras", {"config.json": data})
+    res = scan_path(path)
+    assert "MG440" in rules(res), res.findings
+
+
+def test_keras_sharded_weights_index_is_clean(tmp_path: Path) -> None:
+    # model.save_weights(..., max_shard_size=...) writes x.weights.json whose weight_map values
+    # are lists of .weights.h5 shard names (red team: MG412 bad-entry on a real save).
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((8,))] + [layers.Dense(128) for _ in range(3)])
+    index = tmp_path / "model.weights.json"
+    model.save_weights(index, max_shard_size=0.0001)
+    doc = json.loads(index.read_text())
+    assert any(isinstance(v, list) for v in doc["weight_map"].values())
+    shards = sorted(p.name for p in tmp_path.glob("*.weights.h5"))
+    assert len(shards) > 1
+    assert_clean(scan_path(index))
+    for name in shards:
+        assert_clean(scan_path(tmp_path / name))
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (["../../evil.weights.h5"], "shard-path"),
+        (["ok.weights.h5", "/abs.weights.h5"], "shard-path"),
+        ([], "bad-entry"),
+        (["ok.weights.h5", 3], "bad-entry"),
+        (["missing.weights.h5"], "missing-shard"),
+    ],
+)
+def test_keras_sharded_index_list_values(tmp_path: Path, value: list[object], problem: str) -> None:
+    (tmp_path / "ok.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    index = tmp_path / "model.weights.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {"/layers/dense/vars": value}}))
+    res = scan_path(index)
+    hits = [f for f in res.findings if f.rule_id == "MG412"]
+    assert [f.evidence_map["problem"] for f in hits] == [problem], res.findings
 
 
 def test_standalone_json_with_lambda(models: dict[str, Path], tmp_path: Path) -> None:

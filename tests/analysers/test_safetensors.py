@@ -152,6 +152,8 @@ def test_dtype_table_matches_reference() -> None:
         "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
         "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32,
         "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
+        # safetensors.torch writes these for torch.float8_e4m3fnuz / float8_e5m2fnuz
+        "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
     }  # fmt: skip
 
 
@@ -356,8 +358,17 @@ def test_mg403_duplicates(tmp_path: Path, header: str) -> None:
 )
 def test_mg411(tmp_path: Path, header: dict[str, object], reason: str) -> None:
     res = scan_path(write(tmp_path, raw_file(header, b"abcd")))
-    assert reason in evidence(res, "MG411", "reason"), res.findings
-    assert all(f.severity is Severity.LOW for f in res.findings if f.rule_id == "MG411")
+    # Code and templates are their own rule (MG413, medium); the rest stay low (MG411).
+    rule, severity = (
+        ("MG413", Severity.MEDIUM)
+        if reason in ("code", "template")
+        else (
+            "MG411",
+            Severity.LOW,
+        )
+    )
+    assert reason in evidence(res, rule, "reason"), res.findings
+    assert all(f.severity is severity for f in res.findings if f.rule_id == rule)
 
 
 @pytest.mark.parametrize(
@@ -651,3 +662,27 @@ def test_a_file_truncated_inside_its_header_is_incomplete_never_safe(
     assert res.formats == ("safetensors",)
     assert [i.rule_id for i in res.incomplete] == ["MG002"]
     assert "truncated" in res.incomplete[0].reason
+
+
+def test_a_length_beyond_the_cap_and_the_file_is_still_reported_invalid(tmp_path: Path) -> None:
+    header = b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+    path = write(tmp_path, struct.pack("<Q", 1 << 40) + header + b"\0" * 8)
+    res = scan_path(path)
+    assert res.formats == ("safetensors",)
+    assert "header-too-large" in evidence(res, "MG410", "problem")
+
+
+def test_metadata_code_is_its_own_medium_rule(tmp_path: Path) -> None:
+    header = {
+        "__metadata__": {"post": "__import__('os').system('id')", "format": "pt"},
+        "w": entry("F32", [1], 0, 4),
+    }
+    res = scan_path(write(tmp_path, raw_file(header, b"\0" * 4)))
+    assert "MG413" in rules(res) and "MG411" not in rules(res)
+    assert res.verdict.value == "suspicious"
+
+
+def test_fnuz_float8_dtypes_are_known(tmp_path: Path) -> None:
+    header = {"a": entry("F8_E4M3FNUZ", [4], 0, 4), "b": entry("F8_E5M2FNUZ", [4], 4, 8)}
+    res = scan_path(write(tmp_path, raw_file(header, b"\0" * 8)))
+    assert res.findings == () and res.complete

@@ -281,7 +281,7 @@ def test_hand_edited_code(
         assert any(h["call"] == call for h in hits), hits
     if label == "not-python":
         assert hits[0]["reading"].startswith("text scan")
-    expected = Severity.CRITICAL if rule == "MG450" else Severity.LOW
+    expected = Severity.CRITICAL if rule == "MG450" else Severity.MEDIUM
     assert all(f.severity is expected for f in result.findings if f.rule_id == rule)
 
 
@@ -405,3 +405,46 @@ def test_fuzz_archive_scan_has_no_internal_error(
     path.write_bytes(bytes(raw[:cut]))
     result = _scan(path)
     assert not any("internal error" in i.reason for i in result.incomplete), result.incomplete
+
+
+# -- legacy (non-zip) torch.save: the raw storage records after the pickles ------------------
+
+
+def _legacy(tmp_path: Path) -> bytes:
+    path = tmp_path / "legacy.pt"
+    state = {"a": torch.zeros(3), "b": torch.ones(2, 2, dtype=torch.float64)}
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    return path.read_bytes()
+
+
+def test_legacy_file_is_clean(tmp_path: Path) -> None:
+    data = _legacy(tmp_path)
+    path = tmp_path / "ok.pt"
+    path.write_bytes(data)
+    result = modelguard.scan(path).files[0]
+    assert result.formats == ("legacy-torch",) and result.complete and result.findings == ()
+
+
+@pytest.mark.parametrize("cut", [1, 8, 20])
+def test_legacy_file_cut_inside_its_storage_data_is_incomplete(tmp_path: Path, cut: int) -> None:
+    data = _legacy(tmp_path)
+    path = tmp_path / "cut.pt"
+    path.write_bytes(data[:-cut])
+    result = modelguard.scan(path).files[0]
+    assert [i.rule_id for i in result.incomplete] == ["MG002"]
+
+
+def test_legacy_storage_count_that_disagrees_with_the_pickle_is_mg452(tmp_path: Path) -> None:
+    path = tmp_path / "one.pt"
+    torch.save(
+        {"b": torch.ones(2, 2, dtype=torch.float64)}, path, _use_new_zipfile_serialization=False
+    )
+    data = bytearray(path.read_bytes())
+    # The only record: the float64 storage's 8-byte count (4), then its 32 bytes.
+    at = len(data) - 32 - 8
+    assert int.from_bytes(data[at : at + 8], "little") == 4
+    data[at : at + 8] = (2).to_bytes(8, "little")
+    path = tmp_path / "count.pt"
+    path.write_bytes(bytes(data))
+    result = modelguard.scan(path).files[0]
+    assert "MG452" in {f.rule_id for f in result.findings}

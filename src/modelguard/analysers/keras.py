@@ -17,12 +17,26 @@ Every nested dict and list is walked (not only the top-level layers), because
   functional" and "builtins" (functions like activations); registered custom objects are
   written as `{"module": null, "registered_name": "Package>Name"}` and are reported, since
   that is how CVE-2025-1550 called arbitrary functions; allow them by policy once reviewed.
+  Also MG441: a `{"module": "builtins"}` reference naming a Python builtin that is not a
+  harmless value type or pure function (`print`, `exit`, `delattr`...), and a
+  `{"class_name": "function"}` reference into a Keras module outside the modelling
+  namespaces (Keras 3.15 writes every function as module "builtins", so such a reference
+  is never written by Keras; Keras < 3.9 imported the module and took the name from it).
 - MG442 keras-unsafe-reference: a name from Keras' own denylist of non-modelling APIs
   (`NON_MODELING_APIS` in keras/src/saving/serialization_lib.py, 3.15.1), the layers that load
   other artifacts (TFSMLayer, TorchModuleWrapper), a vocabulary-like field given as a string
   (a file path or URL: StringLookup/IntegerLookup/TextVectorization, keras_hub tokenizers,
   CVE-2025-12058), or a `name` that is a path (CVE-2026-12479: names used as paths by
-  DiskIOStore).
+  DiskIOStore); a `{"module": "builtins"}` reference to a code-running or attribute-reaching
+  builtin (exec, eval, open, __import__, compile, getattr...), and a function reference into
+  Keras' file, saving, export or utility modules (`keras.src.utils.file_utils.rmtree`,
+  `keras.src.legacy.saving.legacy_h5_format.load_model_from_hdf5`) that Keras' own
+  denylist does not name.
+
+A Lambda whose `function` is a plain named function (`{"module": "builtins", "class_name":
+"function", "config": "my_fn"}`, what Keras writes for `Lambda(my_fn)`) carries no code:
+Keras resolves the name from its own built-ins or the caller's `custom_objects` only, so it
+is not reported unless the name is one of the builtins above.
 
 Findings are deduplicated per (rule, subject): the first JSON path is the evidence and the
 count says how often it occurs.
@@ -31,6 +45,7 @@ count says how often it occurs.
 from __future__ import annotations
 
 import binascii
+import builtins
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -76,6 +91,44 @@ NON_MODELING_NAMES = frozenset(
 )
 _DATASET_SUFFIX = "_dataset_from_directory"
 
+# Python builtins that run code, open files, read input or reach attributes and namespaces:
+# as a Keras function reference they turn a config value into an action (CVE-2025-1550 class).
+DANGEROUS_BUILTINS = frozenset(
+    {
+        "exec", "eval", "compile", "open", "__import__", "getattr", "setattr", "delattr",
+        "input", "breakpoint", "globals", "locals", "vars", "__build_class__", "exit", "quit",
+    }
+)  # fmt: skip
+# Builtins with no side effect: value types and pure functions. Keras writes
+# `builtin_function_or_method` references for them when a config holds e.g. `abs`.
+_HARMLESS_BUILTINS = frozenset(
+    {
+        "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
+        "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset",
+        "hash", "hex", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max",
+        "min", "next", "object", "oct", "ord", "pow", "range", "repr", "reversed", "round",
+        "set", "slice", "sorted", "str", "sum", "tuple", "zip",
+    }
+)  # fmt: skip
+_PY_BUILTINS = frozenset(dir(builtins))
+
+# Keras modules whose functions are modelling functions (what Keras < 3.9 could write as
+# `{"module": "keras.<family>", "class_name": "function"}`); `keras.src.<family>...` too.
+_MODELLING_FAMILIES = frozenset(
+    {
+        "activations", "losses", "metrics", "initializers", "regularizers", "constraints",
+        "optimizers", "ops", "random", "layers", "applications",
+    }
+)  # fmt: skip
+# Keras module path components that do I/O, saving, export or host access.
+_IO_COMPONENTS = frozenset(
+    {
+        "utils", "saving", "legacy", "export", "callbacks", "datasets", "config", "file_utils",
+        "io_utils",
+    }
+)  # fmt: skip
+_KERAS_FUNCTION_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"})
+
 # Layers that load other artifacts from the host: an external SavedModel (CVE-2026-1462) and
 # a pickled torch module (torch.load(weights_only=False), CVE-2025-49655).
 HOST_LAYERS = frozenset({"TFSMLayer", "TorchModuleWrapper"})
@@ -95,10 +148,11 @@ _RISKY_SUFFIXES = (
     ".exe", ".sh", ".bat", ".cmd", ".ps1", ".jar",
 )  # fmt: skip
 
-# Nesting followed in a config: Keras recurses with Python's stack, so payloads can sit deep;
-# a nested model adds about three levels, so this allows dozens of nested models.
-_MIN_DEPTH = 64
+# Nesting is followed to any depth (Keras recurses with Python's stack, so payloads can sit
+# under hundreds of nested models; the JSON parser bounds the depth). The walk is iterative;
+# the node budget bounds the work, and JSON paths are cut to bound their memory.
 _MAX_NODES = 2_000_000
+_MAX_PATH = 1000
 _MAX_CODE_CHARS = 1024 * 1024
 _MAX_STRINGS = 40
 _MAX_EVIDENCE = 400
@@ -180,6 +234,14 @@ def lambda_strings(code: str) -> list[str]:
     return out
 
 
+def _join(path: str, step: str) -> str:
+    """`path + step`, cut so that deep or long-keyed configs keep paths bounded."""
+    if len(path) >= _MAX_PATH:
+        return path
+    joined = path + step
+    return joined if len(joined) < _MAX_PATH else joined[: _MAX_PATH - 3] + "..."
+
+
 def _fmt(path: str) -> str:
     return path or "(root)"
 
@@ -255,6 +317,69 @@ def _check_registered(walk: _Walk, name: str, field_: str, path: str) -> None:
     _check_ref(walk, name, field_, path)
 
 
+def _check_builtin(walk: _Walk, name: str, field_: str, path: str) -> None:
+    """MG442/MG441 for a `builtins` reference naming a Python builtin that does something."""
+    name = name.strip()
+    if name in DANGEROUS_BUILTINS:
+        walk.add(
+            "MG442",
+            f"builtin:{name}",
+            f"Keras config references the Python builtin {name!r}, which runs code, opens "
+            "files or reaches attributes when called",
+            path,
+            name=_short(name),
+            field=field_,
+        )
+    elif name in _PY_BUILTINS and name not in _HARMLESS_BUILTINS:
+        walk.add(
+            "MG441",
+            f"builtin:{name}",
+            f"Keras config references the Python builtin {name!r}, not a Keras function",
+            path,
+            name=_short(name),
+            field=field_,
+        )
+
+
+def _check_keras_function(walk: _Walk, module: str, name: str, path: str) -> None:
+    """A `{"class_name": "function"}` reference into a Keras module.
+
+    Keras 3.15 writes every function as module "builtins"; Keras < 3.9 imported the named
+    module and took the function from it, so a reference into a non-modelling Keras module
+    (file, saving, export utilities) calls that helper with config values.
+    """
+    parts = [p.strip() for p in module.split(".")]
+    package = parts[0]
+    if package not in _KERAS_FUNCTION_PACKAGES:
+        return
+    rest = parts[1:]
+    if rest[:1] == ["src"]:
+        rest = rest[1:]
+    if package in ("keras", "tf_keras") and rest[:1] and rest[0] in _MODELLING_FAMILIES:
+        return
+    target = f"{module.strip()}.{name.strip()}"
+    if any(p in _IO_COMPONENTS for p in rest):
+        walk.add(
+            "MG442",
+            f"kfunc:{target}",
+            f"Keras config calls {target!r}, a Keras file/saving/utility helper that is not a "
+            "modelling function",
+            path,
+            name=_short(target),
+            field="function",
+        )
+    elif package in ("keras", "tf_keras"):
+        walk.add(
+            "MG441",
+            f"kfunc:{target}",
+            f"Keras config references the function {target!r} outside Keras' modelling "
+            "modules (Keras writes functions as module 'builtins')",
+            path,
+            name=_short(target),
+            field="function",
+        )
+
+
 def _lambda(walk: _Walk, code: object, path: str, how: str) -> None:
     if isinstance(code, list) and code:
         code = code[0]
@@ -284,8 +409,17 @@ def _visit_dict(walk: _Walk, d: dict[object, object], path: str) -> None:
     registered = d.get("registered_name")
     if isinstance(registered, str) and registered:
         _check_registered(walk, registered, "registered_name", path)
+        if registered.split(">", 1)[0].strip() == "builtins" and ">" in registered:
+            _check_builtin(walk, registered.split(">", 1)[1], "registered_name", path)
+    module = d.get("module")
     if isinstance(class_name, str):
         _check_registered(walk, class_name, "class_name", path)
+        by_name = class_name in ("function", "builtin_function_or_method")
+        if isinstance(module, str) and module.strip() == "builtins":
+            if by_name and isinstance(config, str):
+                _check_builtin(walk, config, "function", path)
+            elif not by_name:
+                _check_builtin(walk, class_name, "class_name", path)
         if class_name == "__lambda__":
             code = None
             if isinstance(config, dict):
@@ -293,6 +427,8 @@ def _visit_dict(walk: _Walk, d: dict[object, object], path: str) -> None:
             _lambda(walk, code, _fmt(path), "__lambda__")
         elif class_name == "function" and isinstance(config, str):
             _check_ref(walk, config, "function", path)
+            if isinstance(module, str):
+                _check_keras_function(walk, module, config, path)
     for key, value in d.items():
         if not isinstance(key, str):
             continue
@@ -336,39 +472,27 @@ def check_keras_config(
     Never raises on any JSON-like value.
     """
     walk = _Walk()
-    max_depth = max(_MIN_DEPTH, scan.limits.max_depth * 8)
-    stack: list[tuple[object, str, int]] = [(config, "", 0)]
+    stack: list[tuple[object, str]] = [(config, "")]
     nodes = 0
-    deep = False
     while stack:
-        value, path, depth = stack.pop()
+        value, path = stack.pop()
         nodes += 1
         if nodes > _MAX_NODES:
             scan.incomplete("MG003", f"Keras config has more than {_MAX_NODES} values", loc)
             break
         if isinstance(value, dict):
-            children: list[tuple[object, str, int]] = []
-            if depth >= max_depth:
-                deep = True
-                continue
+            children: list[tuple[object, str]] = []
             _visit_dict(walk, value, path)
             for key, child in value.items():
                 if isinstance(child, (dict, list)):
-                    children.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+                    children.append((child, _join(path, f".{key}" if path else str(key))))
             stack.extend(reversed(children))
         elif isinstance(value, list):
-            if depth >= max_depth:
-                deep = True
-                continue
             stack.extend(
-                (child, f"{path}[{i}]", depth + 1)
+                (child, _join(path, f"[{i}]"))
                 for i, child in reversed(list(enumerate(value)))
                 if isinstance(child, (dict, list))
             )
-    if deep:
-        scan.incomplete(
-            "MG003", f"Keras config nests deeper than {max_depth} levels (not walked)", loc
-        )
     for (_, subject), hit in walk.hits.items():
         evidence = dict(hit.evidence)
         evidence["path"] = _short(_fmt(hit.path))

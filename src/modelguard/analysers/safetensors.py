@@ -60,10 +60,9 @@ def analyse_safetensors(scan: FileScan, blob: Blob, loc: Location, depth: int) -
         return "safetensors"
     except HeaderError as exc:
         if exc.kind == "header-beyond-file":
-            # A header longer than the file: a truncated copy (downloads stop early), not a
-            # crafted one; what the header would say is unknown.
+            # Truncated or crafted: the reference loader refuses it, and what the header
+            # would say is unknown. Reported as invalid (it blocks) and as incomplete.
             scan.incomplete("MG002", f"safetensors is truncated: {exc}", loc.at(exc.offset))
-            return "safetensors"
         scan.finding(
             "MG410",
             f"safetensors header unreadable: {exc}",
@@ -168,7 +167,7 @@ def _check_metadata(scan: FileScan, header: SafetensorsHeader, loc: Location) ->
             hits[reason].append(key)
     for reason, names in hits.items():
         scan.finding(
-            "MG411",
+            "MG413" if reason in _CODE_REASONS else "MG411",
             f"safetensors header: {_MG411_TEXT[reason]} ({len(names)})",
             loc,
             reason=reason,
@@ -177,6 +176,8 @@ def _check_metadata(scan: FileScan, header: SafetensorsHeader, loc: Location) ->
         )
 
 
+# Code and templates in metadata are there to be run by something: reported apart (MG413).
+_CODE_REASONS = frozenset({"code", "template"})
 _MG411_TEXT = {
     "extra-keys": "tensor entries carry keys beyond dtype, shape and data_offsets",
     "tensor-name": "tensor names with control characters, path separators or dot-only names",
@@ -213,17 +214,29 @@ def check_shard_index(scan: FileScan, index: dict[str, object], loc: Location) -
     not safetensors (``pytorch_model.bin`` shards) are not opened: their names cannot be
     read without unpickling. A safetensors shard whose header cannot be read makes the
     index result incomplete (MG002); the shard's own scan reports why (MG410). Never raises.
+
+    A value is a shard name, or a non-empty list of shard names: Keras 3 sharded weights
+    (`model.save_weights("x.weights.json", max_shard_size=...)`) map each layer path to
+    the `.weights.h5` shards holding its variables.
     """
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict):
         return
     by_shard: dict[str, set[str]] = defaultdict(set)
+    refs: dict[str, tuple[str, ...]] = {}
     bad_values: list[str] = []
     for tensor, shard in weight_map.items():
+        named: tuple[str, ...]
         if isinstance(shard, str):
-            by_shard[shard].add(tensor)
+            named = (shard,)
+        elif isinstance(shard, list) and shard and all(isinstance(s, str) for s in shard):
+            named = tuple(shard)
         else:
             bad_values.append(tensor)
+            continue
+        refs[tensor] = named
+        for name in named:
+            by_shard[name].add(tensor)
     if bad_values:
         _mismatch(scan, loc, "bad-entry", "weight_map values that are not file names", bad_values)
     escaping = sorted(s for s in by_shard if _shard_path_problem(s))
@@ -260,7 +273,7 @@ def check_shard_index(scan: FileScan, index: dict[str, object], loc: Location) -
         _mismatch(
             scan, loc, "missing-shard", "shards named by the index are missing", missing_files
         )
-    _compare(scan, loc, weight_map, by_shard, contents)
+    _compare(scan, loc, refs, by_shard, contents)
 
 
 def _shard_names(
@@ -307,7 +320,7 @@ def _shard_names(
 def _compare(
     scan: FileScan,
     loc: Location,
-    weight_map: dict[str, object],
+    refs: dict[str, tuple[str, ...]],
     by_shard: dict[str, set[str]],
     contents: dict[str, frozenset[str]],
 ) -> None:
@@ -322,7 +335,7 @@ def _compare(
         f"{shard}:{name}"
         for shard, names in contents.items()
         for name in names
-        if weight_map.get(name) != shard and len(holders[name]) == 1
+        if shard not in refs.get(name, ()) and len(holders[name]) == 1
     )
     if missing:
         _mismatch(

@@ -4,10 +4,19 @@ What a text file is comes from its content; what role it plays for a loader can 
 its name, because loaders find configs and templates by name (`chat_template.jinja`,
 `tokenizer_config.json`). JSON is parsed once, duplicate-aware, and each part is handed to
 the analyser of what it configures.
+
+JSON is recognised and decoded as `json.loads(bytes)` does, because that is how Keras reads
+`config.json` from a `.keras` zip: a UTF-8 BOM, UTF-16 or UTF-32 document, or UTF-8 carrying
+an encoded lone surrogate, loads there and must not pass as unknown binary. Findings in such
+a document carry `json_encoding` evidence (no rule of its own: the encoding is only a way to
+hide from text-based tools, what matters is what the config does).
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
+import json
 from typing import TYPE_CHECKING
 
 from modelguard.errors import FormatError
@@ -18,9 +27,40 @@ if TYPE_CHECKING:
     from modelguard.formats.blob import Blob
     from modelguard.results import Location
 
-__all__ = ["analyse_text", "check_json", "member_name"]
+__all__ = ["analyse_text", "check_json", "json_encoding", "looks_like_json", "member_name"]
 
 _TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2")
+_JSON_SPACE = " \t\n\r"
+_BIG_HEAD = 4096
+
+
+def json_encoding(data: bytes) -> str | None:
+    """The codec `json.loads(data)` would decode `data` with, if it starts like JSON.
+
+    "Starts like JSON" means: after the byte-order mark and JSON whitespace, the first
+    character is `{` or `[`, and the bytes decode (a character cut at the end is allowed)
+    without NUL. Returns None otherwise; never raises.
+    """
+    if not data:
+        return None
+    encoding = json.detect_encoding(data)
+    try:
+        text = codecs.getincrementaldecoder(encoding)("surrogatepass").decode(data, final=False)
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text:
+        return None
+    return encoding if text.lstrip(_JSON_SPACE)[:1] in ("{", "[") else None
+
+
+def looks_like_json(head: bytes) -> bool:
+    """True if `head` (the first bytes of content) starts a JSON document for `json.loads`.
+
+    Covers what `looks_like_text` refuses but Python's JSON reader accepts from bytes:
+    UTF-8 with BOM or lone surrogates, UTF-16 and UTF-32 (either byte order, with or without
+    BOM).
+    """
+    return json_encoding(head) is not None
 
 
 def member_name(loc: Location) -> str:
@@ -32,9 +72,8 @@ def member_name(loc: Location) -> str:
 def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
     """Analyse text content; return "json" for a JSON document, else "text"."""
     name = member_name(loc)
-    head = blob.read(0, 64).lstrip()
     if blob.size > scan.limits.max_header_bytes:
-        if head[:1] in (b"{", b"["):
+        if json_encoding(blob.read(0, _BIG_HEAD)) is not None:
             scan.incomplete(
                 "MG003",
                 f"max_header_bytes reached (a {blob.size}-byte JSON document is not parsed)",
@@ -42,12 +81,14 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
             )
         return "text"
     data = blob.read(0, blob.size)
-    if head[:1] in (b"{", b"["):
+    encoding = json_encoding(data)
+    if encoding is not None:
         try:
-            doc = parse_json(data)
+            doc = parse_json(data, detect=True)
         except FormatError:
             pass  # text that merely starts with a brace; loaders of JSON would refuse it
         else:
+            first = len(scan.coll.findings)
             if doc.duplicates:
                 keys = sorted(set(doc.duplicates))
                 scan.finding(
@@ -59,8 +100,9 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
                     keys=",".join(keys[:20]),
                 )
             check_json(scan, doc.value, loc, name)
+            _note_encoding(scan, data, doc.encoding, first)
             return "json"
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode(encoding or "utf-8", errors="replace")
     lowered = name.lower()
     named = lowered.endswith(_TEMPLATE_SUFFIXES) or "chat_template" in lowered
     # Loaders find template files by name; other text that looks like a chat template (Jinja
@@ -70,6 +112,22 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
 
         check_template(scan, text, loc, origin=name, lenient=not named)
     return "text"
+
+
+def _note_encoding(scan: FileScan, data: bytes, encoding: str, first: int) -> None:
+    """Add `json_encoding` evidence to the findings made from a document not in plain UTF-8."""
+    if encoding == "utf-8":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = "utf-8 with lone surrogates"
+        else:
+            return
+    findings = scan.coll.findings
+    for i in range(first, len(findings)):
+        found = findings[i]
+        evidence = (*found.evidence, ("json_encoding", encoding))
+        findings[i] = dataclasses.replace(found, evidence=evidence)
 
 
 def check_json(scan: FileScan, value: object, loc: Location, name: str) -> None:
@@ -92,7 +150,11 @@ def check_json(scan: FileScan, value: object, loc: Location, name: str) -> None:
 
 
 def _check_chat_templates(scan: FileScan, template: object, loc: Location) -> None:
-    """`chat_template` is a string, or a list of {"name", "template"} (named templates)."""
+    """`chat_template` is a string, a list of {"name", "template"} or a {name: template} dict.
+
+    transformers turns the list form into the dict form and looks templates up in it by
+    name, so both hold templates that are rendered.
+    """
     from modelguard.analysers.templates import check_template
 
     if isinstance(template, str):
@@ -103,3 +165,7 @@ def _check_chat_templates(scan: FileScan, template: object, loc: Location) -> No
                 label = item.get("name")
                 origin = f"chat_template[{label}]" if isinstance(label, str) else "chat_template"
                 check_template(scan, item["template"], loc, origin=origin)
+    elif isinstance(template, dict):
+        for label, text in template.items():
+            if isinstance(text, str):
+                check_template(scan, text, loc, origin=f"chat_template[{label}]")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from modelguard.errors import FormatError, LimitExceeded
 from modelguard.formats.torchscript import CodeRef, scan_code
-from modelguard.picklevm.values import GlobalRef
+from modelguard.picklevm.values import GlobalRef, ListV
 
 if TYPE_CHECKING:
     from modelguard.filescan import FileScan
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from modelguard.formats.zipread import ZipMember, ZipView
     from modelguard.results import Location
 
-__all__ = ["HOST_ACCESS_OPS", "STANDARD_NAMESPACES", "check_torch_zip"]
+__all__ = ["HOST_ACCESS_OPS", "STANDARD_NAMESPACES", "check_legacy_storages", "check_torch_zip"]
 
 # Bytes per element by storage class name, checked against torch 2.13
 # (torch._utils._element_size(getattr(torch, name).dtype)). torch >= 2 writes the typed name
@@ -75,6 +75,9 @@ STANDARD_NAMESPACES = frozenset(
         "_caffe2",
         # custom-class namespaces (torch._C._jit_get_custom_class_schemas())
         "_nnapi", "backendutils", "dist_rpc", "profiling", "rnn",
+        # torchvision's operators (nms, roi_align, deform_conv2d, ...) are what scripted
+        # detection models call; its file readers (image::read_file) are MG450 regardless.
+        "torchvision",
     }
 )  # fmt: skip
 
@@ -152,6 +155,58 @@ def _check_storages(scan: FileScan, view: ZipView, loc: Location) -> None:
                     stored=str(member.size),
                 )
         if reports >= _MAX_REPORTS:
+            return
+
+
+def check_legacy_storages(
+    scan: FileScan, blob: Blob, keys: object, start: int, loc: Location
+) -> None:
+    """Walk the raw storage records that follow a legacy (non-zip) torch.save's pickles.
+
+    Legacy files end with one record per key of the last pickle: an 8-byte element count,
+    then the elements. A count that differs from the pickle's is MG452; records that run
+    past the end of the file make the result incomplete (MG002), since the loader fails
+    there and the file was cut short. The walk stops at a storage whose element size is
+    unknown (nothing after it can be located).
+    """
+    if not isinstance(keys, ListV):
+        return
+    records: dict[str, tuple[str, str, int, int]] = {}
+    for ploc, ref in scan.persids:
+        pid = ref.pid
+        if ploc != loc or not isinstance(pid, tuple):
+            continue
+        record = _storage_record(pid[:5] if len(pid) == 6 else pid)  # 6th: view metadata
+        if record is not None:
+            records.setdefault(record[0], record)
+    pos = start
+    for item in keys.items[: scan.limits.max_members]:
+        key = item.decode("ascii", "replace") if isinstance(item, bytes) else item
+        if not isinstance(key, str) or key not in records:
+            return
+        record = records[key]
+        _, type_name, numel, size = record
+        head = blob.read(pos, 8)
+        if len(head) < 8:
+            scan.incomplete("MG002", "legacy torch file ends before its storage data", loc.at(pos))
+            return
+        count = int.from_bytes(head, "little")
+        if count != numel:
+            scan.finding(
+                "MG452",
+                f"storage {key[:100]!r} is declared with {numel} elements but its record "
+                f"holds {count}",
+                loc.at(pos),
+                key=key[:100],
+                storage=type_name,
+                numel=str(numel),
+                stored=str(count),
+            )
+        pos += 8 + count * size
+        if pos > blob.size:
+            scan.incomplete(
+                "MG002", f"legacy torch file ends inside storage {key[:100]!r}", loc.at(pos)
+            )
             return
 
 

@@ -64,12 +64,14 @@ def safetensors_header_length(blob: Blob) -> int | None:
     if len(head) < 9:
         return None
     length = int.from_bytes(head[:8], "little")
-    if (
-        head[8:9] == b"{"
-        and length >= 2
-        and (length <= _SAFETENSORS_MAX_HEADER or 8 + length <= blob.size)
-    ):
-        return length  # also when it runs past the end: a truncated file, reported as such
+    if head[8:9] == b"{" and length >= 2:
+        if length <= _SAFETENSORS_MAX_HEADER or 8 + length <= blob.size:
+            return length  # also when it runs past the end: a truncated file, reported so
+        # A length beyond the reference's cap and the file is refused by the loader, but it
+        # is still a safetensors header (and reported as invalid) when a JSON object starts.
+        nxt = blob.read(9, 1)
+        if length < 1 << 48 and nxt in (b'"', b"}", b" ", b"\n", b"\r", b"\t"):
+            return length
     if length < 2 or 8 + length > blob.size:
         return None
     if head[8:9] not in _JSON_SPACE:
