@@ -7,7 +7,10 @@ back to `FileScan.analyse`; nothing is extracted to disk.
 
 from __future__ import annotations
 
+import posixpath
+import re
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modelguard.errors import FormatError, LimitExceeded
@@ -18,6 +21,7 @@ from modelguard.results import Location
 
 if TYPE_CHECKING:
     from modelguard.filescan import FileScan
+    from modelguard.formats.zipread import ZipMember, ZipView
 
 __all__ = ["walk_tar", "walk_wrapper", "walk_zip"]
 
@@ -107,6 +111,11 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
     # Bytes the members expand to, for the archive-wide bomb check: what was decoded here and
     # in nested archives (scan.total grows by both), plus the declared size of what was not.
     total_before, undecoded_before = scan.total, _UNDECODED.get(scan, 0)
+    # Configs inside the archive (a zipped Hugging Face repository) name code files beside
+    # them: the analyser reads those through this reader. Restored after the loop, so a
+    # nested archive's members see only their own siblings.
+    outer_reader = scan.member_reader
+    scan.member_reader = _sibling_reader(scan, blob, view, loc)
     for member in view.members:
         if member.name.endswith("/") and member.size == 0:
             continue
@@ -160,6 +169,7 @@ def walk_zip(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str | Non
                     mloc,
                     anomaly="crc-mismatch",
                 )
+    scan.member_reader = outer_reader
     expanded = scan.total - total_before + _UNDECODED.get(scan, 0) - undecoded_before
     reported = _bomb_count(scan) > bombs_before
     archive.check_archive_total(scan, loc, expanded, blob.size, reported=reported)
@@ -186,6 +196,41 @@ def _once(scan: FileScan, rule: str, reason: str, loc: Location) -> None:
 
 def _bomb_count(scan: FileScan) -> int:
     return sum(1 for f in scan.coll.findings if f.rule_id == "MG404")
+
+
+_COPY_LABEL = re.compile(r" \(copy \d+\)$")  # how walk_zip labels duplicated names
+_SIBLING_CAP = 1024 * 1024 + 1  # what a code reader needs: it refuses more than 1 MiB anyway
+
+
+def _sibling_reader(
+    scan: FileScan, blob: Blob, view: ZipView, loc: Location
+) -> Callable[[Location, str], bytes | None]:
+    """A reader of the member at a path relative to another member of this archive."""
+    by_name: dict[str, ZipMember] = {}
+    for member in view.members:
+        by_name.setdefault(member.name, member)
+
+    def read(of: Location, rel: str) -> bytes | None:
+        if of.path != loc.path or of.members[:-1] != loc.members or not of.members:
+            return None
+        base = _COPY_LABEL.sub("", of.members[-1])
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(base), rel))
+        if target.startswith(("../", "/")) or target == ".." or "\x00" in target:
+            return None
+        from modelguard.analysers import archive
+        from modelguard.formats import zipread
+
+        member = by_name.get(target)
+        if member is None or (member.method != 0 and archive.declared_bomb(scan, member)):
+            return None
+
+        try:
+            data = zipread.open_member(blob, member, scan.limits, ignore_encryption=True)
+        except FormatError:
+            return None
+        return data.read(0, _SIBLING_CAP)
+
+    return read
 
 
 def _inside_tar_member(blob: Blob, start: int, end: int, scan: FileScan) -> bool:

@@ -8,6 +8,7 @@ incomplete rather than safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from modelguard.containers import walk_tar, walk_wrapper, walk_zip
@@ -51,6 +52,9 @@ class FileScan:
         self.path = path
         # Persistent ids (torch storages) of every pickle analysed, with the pickle's location.
         self.persids: list[tuple[Location, PersRef]] = []
+        # Inside an archive: reads a member by its path relative to another member (the
+        # code files a zipped repository's config names); set by the archive walk.
+        self.member_reader: Callable[[Location, str], bytes | None] | None = None
         self.limits = policy.limits
         self.coll = Collected()
         self.formats: list[str] = []

@@ -334,13 +334,13 @@ def test_benign_diffusers_index_is_clean(tmp_path: Path) -> None:
     assert not _rules(_file(_scan(tmp_path), "model_index.json"))
 
 
-def test_archive_member_config_has_no_file_checks(tmp_path: Path) -> None:
+def test_archive_member_config_checks_its_sibling_members(tmp_path: Path) -> None:
     import zipfile
 
     with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as zf:
         zf.writestr("config.json", json.dumps({"auto_map": {"AutoModel": "missing.X"}}))
     res = _scan(tmp_path / "bundle.zip").files[0]
-    assert _rules(res) == ["MG480"]
+    assert sorted(_rules(res)) == ["MG480", "MG482"]
 
 
 # -- the folder as a whole -------------------------------------------------------------------
@@ -583,3 +583,30 @@ def test_code_reader_fuzz(source: str) -> None:
     for rel in relative_imports(source):
         assert rel.endswith(".py")
         assert not rel.startswith("/")
+
+
+# -- a zipped repository: the code files are the config's sibling members ---------------------
+
+
+def _zipped_repo(path: Path, code: str | None, folder: str = "repo/") -> Path:
+    import zipfile as _zipfile
+
+    with _zipfile.ZipFile(path, "w", _zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(folder + "config.json", json.dumps({"auto_map": {"AutoModel": "modeling_x.X"}}))
+        if code is not None:
+            zf.writestr(folder + "modeling_x.py", code)
+    return path
+
+
+@pytest.mark.parametrize("folder", ["repo/", "", "a/b/"])
+def test_zipped_repo_custom_code_is_read_from_sibling_members(tmp_path: Path, folder: str) -> None:
+    path = _zipped_repo(tmp_path / "r.zip", "import os\nos.system('id')\n", folder)
+    result = modelguard.scan(path).files[0]
+    assert "MG485" in {f.rule_id for f in result.findings}, result.findings
+
+
+def test_zipped_repo_with_clean_code_and_missing_code(tmp_path: Path) -> None:
+    clean = modelguard.scan(_zipped_repo(tmp_path / "c.zip", "import torch\n")).files[0]
+    assert {f.rule_id for f in clean.findings} == {"MG480"}
+    missing = modelguard.scan(_zipped_repo(tmp_path / "m.zip", None)).files[0]
+    assert "MG482" in {f.rule_id for f in missing.findings}

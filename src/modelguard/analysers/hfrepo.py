@@ -164,9 +164,10 @@ def check_config(scan: FileScan, value: object, loc: Location, name: str) -> Non
     """Report the code a parsed JSON document makes loaders import.
 
     MG480 for references to code, MG481 for references into another repository, and, when
-    the document is a file on disk (``scan.path`` set, not an archive member): MG482 for
-    referenced files missing beside it, MG485 for dangerous calls in the referenced files
-    and the files they import relatively. A cheap no-op for JSON that configures no code.
+    the document is a file on disk or a member of a zip (read through
+    ``scan.member_reader``): MG482 for referenced files missing beside it, MG485 for
+    dangerous calls in the referenced files and the files they import relatively. A cheap
+    no-op for JSON that configures no code.
     """
     if not isinstance(value, (dict, list)):
         return
@@ -199,6 +200,10 @@ def check_config(scan: FileScan, value: object, loc: Location, name: str) -> Non
         )
     if local:
         _check_files(scan, lambda rel: _read_beside(folder, rel), files, loc, name)
+    elif loc.members and scan.member_reader is not None:
+        # A zipped repository: the code files are the config's sibling members.
+        reader = scan.member_reader
+        _check_files(scan, lambda rel: reader(loc, rel), files, loc, name)
 
 
 def _inside(folder: str, rel: str) -> str | None:
