@@ -275,10 +275,12 @@ RULES: dict[str, Rule] = {
             "MG402",
             "archive-link-member",
             _H,
-            "An archive holds a symbolic or hard link member.",
-            "Extracting a link member makes a later member, or the loader itself, read or "
-            "write wherever the link points (tar hard-link traversal, keras#23055). Model "
-            "archives have no reason to contain links. The link target is in the evidence.",
+            "An archive holds a link that points outside it, or a device or FIFO member.",
+            "Extracting a link member whose target is absolute or climbs out of the archive "
+            "makes a later member, or the loader itself, read or write wherever it points "
+            "(tar hard-link traversal, keras#23055); device and FIFO members create special "
+            "files. Links that stay inside the archive are not reported. The target is in "
+            "the evidence.",
         ),
         Rule(
             "MG403",

@@ -533,3 +533,39 @@ def test_zip_appended_after_a_tar_is_still_a_polyglot(tmp_path: Path) -> None:
     path.write_bytes(tar.read_bytes() + buf.getvalue())
     res = _only(path)
     assert "MG202" in _rules(res) and "MG101" in _rules(res)
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "hard", "escapes"),
+    [
+        ("run/latest.pt", "model.pt", False, False),
+        ("snapshots/abc/config.json", "../../blobs/123", False, False),
+        ("a/b/link", "../../c", False, False),
+        ("a/link", "../../c", False, True),
+        ("link", "..", False, True),
+        ("link", "/etc/passwd", False, True),
+        ("link", "C:\\Windows", False, True),
+        ("link", "a\\..\\..\\x", False, True),
+        ("link", "", False, True),
+        ("link", "?", False, True),
+        ("x/hard", "model/weights.bin", True, False),
+        ("x/hard", "../outside", True, True),
+    ],
+)
+def test_link_escapes(name: str, target: str, hard: bool, escapes: bool) -> None:
+    from modelguard.analysers.archive import link_escapes
+
+    assert link_escapes(name, target, hard=hard) is escapes
+
+
+def test_links_that_stay_inside_a_tar_are_not_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "blobs").mkdir(parents=True)
+    (src / "blobs" / "123").write_text('{"a": 1}')
+    (src / "snap").mkdir()
+    (src / "snap" / "config.json").symlink_to("../blobs/123")
+    path = tmp_path / "cache.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(src, arcname="hub")
+    res = _only(path)
+    assert "MG402" not in _rules(res) and res.complete

@@ -610,3 +610,15 @@ def test_zipped_repo_with_clean_code_and_missing_code(tmp_path: Path) -> None:
     assert {f.rule_id for f in clean.findings} == {"MG480"}
     missing = modelguard.scan(_zipped_repo(tmp_path / "m.zip", None)).files[0]
     assert "MG482" in {f.rule_id for f in missing.findings}
+
+
+def test_trainer_state_beside_safetensors_is_not_pickle_weights(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "rng_state_1.pth"):
+        torch.save({"state": {}, "step": 1}, tmp_path / name)
+    torch.save({"w": torch.zeros(2)}, tmp_path / "pytorch_model.bin")
+    found = {Path(f.path).name: _rules(f) for f in modelguard.scan(tmp_path).files}
+    assert found["pytorch_model.bin"] == ["MG484"]
+    assert all(rules == [] for name, rules in found.items() if name != "pytorch_model.bin")

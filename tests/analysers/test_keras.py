@@ -136,12 +136,15 @@ def test_models_saved_by_keras_scan_clean(models: dict[str, Path], name: str) ->
     assert_clean(scan_path(models[name]))
 
 
-def test_registered_custom_layer_is_foreign(models: dict[str, Path]) -> None:
-    # A registered custom object is resolved from code outside Keras: reported until allowed.
+def test_registered_custom_layer_is_reported_for_its_module_only(
+    models: dict[str, Path],
+) -> None:
+    # "MyPkg>Passthrough" names an entry in the loading process's registry, filled by the
+    # user's own code: not reported. The class was defined in this test module, so Keras
+    # also writes `module`, which older Keras imported (CVE-2025-1550): that is MG441.
     res = scan_path(models["cust.keras"])
     assert rules(res) == {"MG441"}
-    # Keras writes both the registered name and, for a class outside __main__, its module.
-    assert "MyPkg>Passthrough" in {f.evidence_map.get("registered_name") for f in res.findings}
+    assert {f.evidence_map.get("field") for f in res.findings} == {"module"}, res.findings
 
 
 # -- Lambda ---------------------------------------------------------------------------------
@@ -395,7 +398,10 @@ def test_findings_are_deduplicated() -> None:
         ({"class_name": "function", "config": "relu", "module": "builtins"}, set()),
         ({"class_name": "Dense", "config": {}, "module": "kerasx"}, {"MG441"}),
         ({"class_name": "X", "config": {}, "registered_name": "keras_hub>Bert"}, set()),
-        ({"class_name": "Evil>X", "config": {}}, {"MG441"}),
+        ({"class_name": "MyPkg>X", "config": {}}, set()),
+        ({"class_name": "X", "config": {}, "registered_name": "os>system"}, {"MG441"}),
+        ({"class_name": "X", "config": {}, "registered_name": "subprocess.run>X"}, {"MG441"}),
+        ({"class_name": "X", "config": {}, "module": "mypkg.layers"}, {"MG441"}),
         ({"class_name": "load_model", "config": {}, "module": "keras.models"}, {"MG442"}),
         (
             {"class_name": "X", "config": {}, "module": "keras.utils.image_dataset_from_directory"},
@@ -452,7 +458,7 @@ def test_long_keys_keep_paths_bounded() -> None:
     assert len(hits) == 1 and len(hits[0].evidence_map["path"]) <= 1000
 
 
-@pytest.mark.parametrize("levels", [30, 500])
+@pytest.mark.parametrize("levels", [30, 200])
 def test_lambda_under_nested_sequentials(
     models: dict[str, Path], tmp_path: Path, levels: int
 ) -> None:
@@ -571,7 +577,7 @@ def test_keras_sharded_weights_index_is_clean(tmp_path: Path) -> None:
         (["ok.weights.h5", "/abs.weights.h5"], "shard-path"),
         ([], "bad-entry"),
         (["ok.weights.h5", 3], "bad-entry"),
-        (["missing.weights.h5"], "missing-shard"),
+        (["ok.weights.h5", "missing.weights.h5"], "missing-shard"),
     ],
 )
 def test_keras_sharded_index_list_values(tmp_path: Path, value: list[object], problem: str) -> None:

@@ -686,3 +686,14 @@ def test_fnuz_float8_dtypes_are_known(tmp_path: Path) -> None:
     header = {"a": entry("F8_E4M3FNUZ", [4], 0, 4), "b": entry("F8_E5M2FNUZ", [4], 4, 8)}
     res = scan_path(write(tmp_path, raw_file(header, b"\0" * 8)))
     assert res.findings == () and res.complete
+
+
+def test_an_index_without_any_of_its_shards_is_not_a_mismatch(tmp_path: Path) -> None:
+    index = {
+        "metadata": {"total_size": 8},
+        "weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"},
+    }
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_text(json.dumps(index))
+    res = scan_path(path)
+    assert res.findings == () and res.complete

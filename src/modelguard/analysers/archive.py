@@ -13,6 +13,7 @@ reached while opening members are reported through `report_bomb`.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import stat
 from typing import TYPE_CHECKING
@@ -170,6 +171,25 @@ def _zip_link(member: ZipMember) -> bool:
     return member.create_system == _UNIX and stat.S_IFMT(mode) == stat.S_IFLNK
 
 
+def link_escapes(name: str, target: str, *, hard: bool = False) -> bool:
+    """Would a link member named `name` pointing at `target` reach outside the archive?
+
+    A symbolic link's target is relative to the link's own folder, a hard link's to the
+    archive root. Links that stay inside (a `latest.pt` next to `model.pt`, the snapshot
+    links of a tarred Hugging Face cache) are how ordinary trees are archived; absolute
+    targets, drive letters, NUL bytes and targets that climb out are how extraction is made
+    to read or write host files (keras#23055). An unreadable target ("?") counts as escaping.
+    """
+    if not target or target == "?" or "\x00" in target:
+        return True
+    unified = target.replace("\\", "/")
+    if unified.startswith("/") or re.match(r"^[A-Za-z]:", unified):
+        return True
+    base = "" if hard else posixpath.dirname(name.replace("\\", "/"))
+    resolved = posixpath.normpath(posixpath.join(base, unified))
+    return resolved == ".." or resolved.startswith("../")
+
+
 def _zip_link_target(scan: FileScan, blob: Blob | None, member: ZipMember) -> str:
     if blob is None or member.size > _MAX_LINK_TARGET:
         return "?"
@@ -202,9 +222,9 @@ def check_zip_members(
             # Info-ZIP unzip extracts under the Unicode Path extra field's name instead.
             if member.unicode_name is not None:
                 _check_name(out, member.unicode_name, mloc, "Unicode Path extra field name")
-        if _zip_link(member) and ("MG402", name) not in seen:
+        target = _zip_link_target(scan, blob, member) if _zip_link(member) else ""
+        if _zip_link(member) and ("MG402", name) not in seen and link_escapes(name, target):
             seen.add(("MG402", name))
-            target = _zip_link_target(scan, blob, member)
             out.add(
                 "MG402",
                 f"zip member {_show(name)!r} is a symbolic link to {_show(target)!r}",
@@ -352,7 +372,11 @@ def check_tar_members(
         if name not in checked:
             checked.add(name)
             _check_name(out, name, mloc)
-        if member.kind in ("symlink", "hardlink") and name not in linked:
+        if (
+            member.kind in ("symlink", "hardlink")
+            and name not in linked
+            and link_escapes(name, member.linkname, hard=member.kind == "hardlink")
+        ):
             linked.add(name)
             out.add(
                 "MG402",

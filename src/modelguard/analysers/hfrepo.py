@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import struct
 from collections.abc import Callable, Iterator
@@ -37,6 +38,11 @@ WEIGHT_FORMATS = frozenset(
     {"safetensors", "pickle", "legacy-torch", "torch-zip", "gguf", "onnx", "hdf5", "numpy"}
 )
 _PICKLE_WEIGHTS = frozenset({"pickle", "legacy-torch", "torch-zip"})
+# What transformers' Trainer saves beside the weights of a checkpoint: training state that
+# has no safetensors form, not a second copy of the weights (MG484 does not apply).
+_TRAINING_STATE = re.compile(
+    r"^(optimizer|scheduler|scaler|training_args|rng_state(_\d+)?)\.(pt|pth|bin)$"
+)
 # diffusers' LOADABLE_CLASSES libraries (pipeline_loading_utils.py); a component whose library
 # is none of these is a custom module loaded from the component's folder.
 _DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers", "onnxruntime.training"})
@@ -371,7 +377,11 @@ def folder_findings(
                     {"kind": kind},
                 )
             )
-        if parent in safetensors and _PICKLE_WEIGHTS & set(res.formats):
+        if (
+            parent in safetensors
+            and _PICKLE_WEIGHTS & set(res.formats)
+            and not _TRAINING_STATE.match(path.name)
+        ):
             found.append(
                 make_finding(
                     policy,

@@ -301,10 +301,23 @@ def _check_module(walk: _Walk, module: str, field_: str, path: str) -> None:
     _check_ref(walk, module, field_, path)
 
 
+# A registered name's package ("my_pkg>Scale") is a namespace in the loading process's
+# registry of custom objects, not something Keras imports: custom layers registered by the
+# user's own code are ordinary. A namespace named like a module that runs processes or code
+# is only there to look like one and is reported.
+_HOST_MODULES = frozenset(
+    {
+        "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib",
+        "pickle", "marshal", "ctypes", "runpy", "code", "pty", "webbrowser", "urllib",
+        "requests", "http", "io", "pathlib", "tempfile", "multiprocessing", "threading",
+    }
+)  # fmt: skip
+
+
 def _check_registered(walk: _Walk, name: str, field_: str, path: str) -> None:
     if ">" in name:
         package = name.split(">", 1)[0].strip()
-        if package not in KERAS_PACKAGES:
+        if package.split(".", 1)[0] in _HOST_MODULES:
             walk.add(
                 "MG441",
                 f"registered:{name}",

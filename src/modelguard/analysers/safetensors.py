@@ -269,6 +269,11 @@ def check_shard_index(scan: FileScan, index: dict[str, object], loc: Location) -
             break
         elif isinstance(names, frozenset):
             contents[shard] = names
+    if missing_files and len(missing_files) == len(shards):
+        # None of the shards is here: an index on its own (copied or downloaded alone, or a
+        # Hugging Face cache blob, whose neighbours are named by digest). There is nothing
+        # to compare it with; the shards are checked against it where they are scanned.
+        return
     if missing_files:
         _mismatch(
             scan, loc, "missing-shard", "shards named by the index are missing", missing_files
