@@ -38,6 +38,7 @@ __all__ = ["FileScan"]
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PICKLES = 5
 _HIDDEN_SPAN = 64 * 1024
+_MIN_TEXT_PROTOBUF = 8
 _HIDDEN_BUDGET = 2_000_000
 
 
@@ -146,7 +147,8 @@ class FileScan:
         # A protobuf model (ONNX, TF GraphDef) can be valid UTF-8 without a NUL in its first
         # 512 bytes: sniff it before taking the content for text.
         text = looks_like_text(head)
-        if not text or sniff_protobuf(head, blob.size):
+        # Tiny text (a torch zip's `version`, `byteorder`) is not worth a protobuf sniff.
+        if not text or (blob.size >= _MIN_TEXT_PROTOBUF and sniff_protobuf(head, blob.size)):
             fmt = analyse_protobuf(self, blob, head, loc, depth)
             if fmt:
                 return self.mark(fmt)

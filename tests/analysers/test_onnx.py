@@ -29,6 +29,7 @@ from modelguard.filescan import FileScan
 from modelguard.formats.blob import BytesBlob
 from modelguard.formats.onnx import read_onnx, read_onnx_value
 from modelguard.formats.protowire import Reader
+from modelguard.formats.sniff import looks_like_text
 from modelguard.policy import Policy
 from modelguard.results import Location, Severity
 
@@ -498,10 +499,14 @@ _VALUES: dict[str, Callable[[], bytes]] = {
 @pytest.mark.parametrize("kind", sorted(_VALUES))
 def test_test_data_value_is_clean(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "input_0.pb"
-    path.write_bytes(_VALUES[kind]())
+    data = _VALUES[kind]()
+    path.write_bytes(data)
     result = _scan(path)
     _clean(result)
-    assert result.formats == ("onnx-tensor",)
+    # Under 8 bytes, content that reads as text is taken for text without a protobuf sniff
+    # (a torch zip's `version` member): too small to hold external data anyway.
+    tiny_text = len(data) < 8 and looks_like_text(data)
+    assert result.formats == (("text",) if tiny_text else ("onnx-tensor",))
 
 
 def test_tensor_with_external_data_beside_it_is_clean(tmp_path: Path) -> None:

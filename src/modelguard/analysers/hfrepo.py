@@ -38,6 +38,7 @@ WEIGHT_FORMATS = frozenset(
     {"safetensors", "pickle", "legacy-torch", "torch-zip", "gguf", "onnx", "hdf5", "numpy"}
 )
 _PICKLE_WEIGHTS = frozenset({"pickle", "legacy-torch", "torch-zip"})
+_MAYBE_EXECUTABLE = frozenset({"unknown", "text", "json"})
 # What transformers' Trainer saves beside the weights of a checkpoint: training state that
 # has no safetensors form, not a second copy of the weights (MG484 does not apply).
 _TRAINING_STATE = re.compile(
@@ -345,25 +346,34 @@ def folder_findings(
     from modelguard.policy.evaluate import make_finding
     from modelguard.results import Location
 
-    holding = {path.parent.absolute() for path, _ in files}
+    # Folder of each file, and each folder's ancestors, computed once per folder: a scan of
+    # thousands of files in a few folders must not cost thousands of path walks.
+    parents = [path.parent.absolute() for path, _ in files]
+    lineage: dict[Path, tuple[Path, ...]] = {}
+    for parent in parents:
+        if parent not in lineage:
+            lineage[parent] = (parent, *parent.parents)
+    holding = set(lineage)
     with contextlib.suppress(ValueError):  # no files, or paths on different drives
         holding.add(Path(os.path.commonpath([str(p) for p in holding])))
     above: set[Path] = set()
     safetensors: set[Path] = set()
-    for path, res in files:
-        parent = path.parent.absolute()
+    for parent, (_, res) in zip(parents, files, strict=True):
         if WEIGHT_FORMATS & set(res.formats):
-            above.update([parent, *parent.parents])
+            above.update(lineage[parent])
         if "safetensors" in res.formats:
             safetensors.add(parent)
     models = above & holding
+    if not models:
+        return {}
+    in_model = {parent: any(p in models for p in line) for parent, line in lineage.items()}
     out: dict[str, list[Finding]] = {}
-    for path, res in files:
-        parent = path.parent.absolute()
-        if not models or not any(p in models for p in (parent, *parent.parents)):
+    for parent, (path, res) in zip(parents, files, strict=True):
+        if not in_model[parent]:
             continue
         found: list[Finding] = []
-        kind = _executable_kind(path)
+        # Binaries are unknown content and scripts text: only those are read again.
+        kind = _executable_kind(path) if set(res.formats) <= _MAYBE_EXECUTABLE else None
         # A .py script with an interpreter line is what MG480 reports; native code named
         # .py (an ELF called helper.py) is not Python at all.
         python = path.name.lower().endswith((".py", ".pyi"))

@@ -43,9 +43,10 @@ def json_encoding(data: bytes) -> str | None:
     """
     if not data:
         return None
-    encoding = json.detect_encoding(data)
+    head = data[:_BIG_HEAD]  # the start decides; the parse reads the rest
+    encoding = json.detect_encoding(head)
     try:
-        text = codecs.getincrementaldecoder(encoding)("surrogatepass").decode(data, final=False)
+        text = codecs.getincrementaldecoder(encoding)("surrogatepass").decode(head, final=False)
     except UnicodeDecodeError:
         return None
     if "\x00" in text:

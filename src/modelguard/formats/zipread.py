@@ -373,10 +373,15 @@ def _zip64_values(extra: bytes, csize: int, usize: int, offset: int) -> tuple[in
     return csize, usize, offset
 
 
+_EXTRA_GUESS = 128
+
+
 def _resolve(blob: Blob, m: ZipMember, raw: bytes, out: list[ZipAnomaly]) -> ZipMember:
     """Read the local header of one central entry (one read) and compare the two."""
     name, flags, local = m.name, m.flags, m.local_offset
-    head = blob.read(local, _LOCAL.size + len(raw))
+    # One read for the header, the name and (usually) the extra field: torch pads its
+    # members with a short extra field, which the Unicode Path check reads.
+    head = blob.read(local, _LOCAL.size + len(raw) + _EXTRA_GUESS)
     if len(head) < _LOCAL.size or head[:4] != _LOCAL_SIG:
         out.append(ZipAnomaly("bad-offset", name, f"no local header at offset {local}"))
     else:
@@ -389,7 +394,13 @@ def _resolve(blob: Blob, m: ZipMember, raw: bytes, out: list[ZipAnomaly]) -> Zip
             detail = f"local header names it {m.local_name!r}; loaders use the central name"
             out.append(ZipAnomaly("name-mismatch", name, detail + " (CVE-2025-1944)"))
         if m.unicode_name is None and lxlen:
-            lupath = unicode_path(blob.read(local + _LOCAL.size + lnlen, lxlen), lraw)
+            start = _LOCAL.size + lnlen
+            extra = (
+                head[start : start + lxlen]
+                if lnlen <= len(raw) and start + lxlen <= len(head)
+                else blob.read(local + start, lxlen)
+            )
+            lupath = unicode_path(extra, lraw)
             if lupath is not None and lupath != name:
                 m = replace(m, unicode_name=lupath)
         if lflags != flags:
