@@ -195,3 +195,16 @@ def test_deep_call_chains_do_not_raise(source: str) -> None:
     calls, ok = dangerous_calls(source + "\n")
     assert isinstance(calls, list)
     assert not ok
+
+
+@pytest.mark.parametrize(
+    ("source", "files"),
+    [
+        ("import importlib\nm = importlib.import_module('.helper', __package__)\n", ["helper.py"]),
+        ("from importlib import import_module\nimport_module('.a.b', __package__)\n", ["a/b.py"]),
+        ("import importlib\nimportlib.import_module('..up', __package__)\n", []),
+        ("import importlib\nimportlib.import_module('json')\n", []),
+    ],
+)
+def test_constant_relative_import_module_names_a_sibling(source: str, files: list[str]) -> None:
+    assert relative_imports(source) == files

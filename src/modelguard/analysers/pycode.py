@@ -454,7 +454,9 @@ def relative_imports(source: str | bytes) -> list[str]:
     """Files (relative, POSIX) a module imports relatively from its own folder.
 
     ``from .utils import f`` and ``from . import utils`` name ``utils.py``; transformers
-    fetches those with the module. Imports from parent packages (``..``) are not followed.
+    fetches those with the module. So does ``importlib.import_module(".utils", __package__)``
+    with a constant name (a file beside it that the loader imports). Imports from parent
+    packages (``..``) are not followed.
     """
     tree = _parse(source)
     if tree is None:
@@ -466,4 +468,18 @@ def relative_imports(source: str | bytes) -> list[str]:
                 found.append(node.module.replace(".", "/") + ".py")
             else:
                 found += [f"{a.name}.py" for a in node.names if a.name != "*"]
+        elif isinstance(node, ast.Call) and node.args:
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if isinstance(node.func, ast.Name):
+                name = node.func.id
+            arg = node.args[0]
+            if (
+                name == "import_module"
+                and isinstance(arg, ast.Constant)
+                and isinstance(arg.value, str)
+                and arg.value.startswith(".")
+                and not arg.value.startswith("..")
+                and len(arg.value) > 1
+            ):
+                found.append(arg.value[1:].replace(".", "/") + ".py")
     return list(dict.fromkeys(found))
