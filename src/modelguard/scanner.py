@@ -132,6 +132,8 @@ def _with_folder_findings(
     entries: list[tuple[Path, str]], results: list[FileResult], policy: Policy
 ) -> list[FileResult]:
     """Add what only the whole folder shows (code beside weights, pickle beside safetensors)."""
+    if len(results) < 2:
+        return results  # a file on its own has nothing beside it
     from modelguard.analysers.hfrepo import folder_findings
 
     extra = folder_findings(

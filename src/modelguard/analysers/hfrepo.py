@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelguard.analysers.pycode import dangerous_calls, relative_imports
-
 if TYPE_CHECKING:
     from modelguard.filescan import FileScan
     from modelguard.policy import Policy
@@ -254,6 +252,9 @@ def _check_files(
     ``read(rel)`` returns at most MAX_CODE_BYTES + 1 bytes, or None when the file is missing;
     it reads beside a config on disk, and is the seam for sibling members of an archive.
     """
+    # Imported here: every scan imports this module for its folder pass, few read code.
+    from modelguard.analysers.pycode import dangerous_calls, relative_imports
+
     queue = list(files)
     done: set[str] = set()
     hits: list[str] = []
