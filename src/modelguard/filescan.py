@@ -39,6 +39,7 @@ _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PICKLES = 5
 _HIDDEN_SPAN = 64 * 1024
 _MIN_TEXT_PROTOBUF = 8
+_JSON_SNIFF = 1024 * 1024  # leading whitespace json.loads skips, in a UTF-16/32 document
 _HIDDEN_BUDGET = 2_000_000
 
 
@@ -156,7 +157,7 @@ class FileScan:
 
         # JSON that is not plain UTF-8 (a BOM, UTF-16/32, lone surrogates) is still read by
         # json.loads(bytes), which is how Keras reads config.json.
-        if text or looks_like_json(head):
+        if text or looks_like_json(blob.read(0, _JSON_SNIFF)):
             return self.mark(analyse_text(self, blob, loc, depth))
         self.finding("MG210", "content is none of the formats modelguard knows", loc)
         return self.mark("unknown")

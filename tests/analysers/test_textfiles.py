@@ -192,3 +192,12 @@ def test_fuzz_json_encoding_never_raises(data: bytes) -> None:
     looks_like_json(data)
     with contextlib.suppress(FormatError):
         parse_json(data, detect=True)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32", "utf-8-sig"])
+def test_long_leading_whitespace_does_not_hide_a_config(tmp_path: Path, encoding: str) -> None:
+    text = " " * 10_000 + json.dumps({"chat_template": SSTI})
+    path = tmp_path / "tokenizer_config.json"
+    path.write_bytes(text.encode(encoding))
+    result = modelguard.scan(path).files[0]
+    assert result.formats == ("json",) and "MG421" in rules(result)

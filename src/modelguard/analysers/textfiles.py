@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import json
+import re
 from typing import TYPE_CHECKING
 
 from modelguard.errors import FormatError
@@ -32,6 +33,7 @@ __all__ = ["analyse_text", "check_json", "json_encoding", "looks_like_json", "me
 _TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2")
 _JSON_SPACE = " \t\n\r"
 _BIG_HEAD = 4096
+_FIRST_NON_SPACE = re.compile(rb"[^ \t\r\n]")
 
 
 def json_encoding(data: bytes) -> str | None:
@@ -43,15 +45,29 @@ def json_encoding(data: bytes) -> str | None:
     """
     if not data:
         return None
-    head = data[:_BIG_HEAD]  # the start decides; the parse reads the rest
-    encoding = json.detect_encoding(head)
-    try:
-        text = codecs.getincrementaldecoder(encoding)("surrogatepass").decode(head, final=False)
-    except UnicodeDecodeError:
-        return None
-    if "\x00" in text:
-        return None
-    return encoding if text.lstrip(_JSON_SPACE)[:1] in ("{", "[") else None
+    encoding = json.detect_encoding(data[:_BIG_HEAD])
+    decoder = codecs.getincrementaldecoder(encoding)("surrogatepass")
+    # The first character after the whitespace decides; the parse reads the rest. Decoded
+    # a chunk at a time, so leading whitespace of any length cannot hide a document.
+    for start in range(0, len(data), _BIG_HEAD):
+        try:
+            text = decoder.decode(data[start : start + _BIG_HEAD], final=False)
+        except UnicodeDecodeError:
+            return None
+        if "\x00" in text:
+            return None
+        first = text.lstrip(_JSON_SPACE)[:1]
+        if first:
+            return encoding if first in ("{", "[") else None
+    return None
+
+
+def _may_be_json(data: bytes) -> bool:
+    """A cheap first look: a brace first, or a BOM or NUL (UTF-16/32) at the start."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff", b"\xef\xbb") or b"\x00" in data[:4]:
+        return True
+    first = _FIRST_NON_SPACE.search(data)
+    return first is not None and data[first.start() : first.start() + 1] in (b"{", b"[")
 
 
 def looks_like_json(head: bytes) -> bool:
@@ -82,7 +98,7 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
             )
         return "text"
     data = blob.read(0, blob.size)
-    encoding = json_encoding(data)
+    encoding = json_encoding(data) if _may_be_json(data) else None
     if encoding is not None:
         try:
             doc = parse_json(data, detect=True)
