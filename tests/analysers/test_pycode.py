@@ -208,3 +208,21 @@ def test_deep_call_chains_do_not_raise(source: str) -> None:
 )
 def test_constant_relative_import_module_names_a_sibling(source: str, files: list[str]) -> None:
     assert relative_imports(source) == files
+
+
+@pytest.mark.parametrize(
+    ("source", "call"),
+    [
+        ("import tempfile\ntempfile._os.system('id')\n", "os.system"),
+        ("import random\nrandom._os.popen('id')\n", "os.popen"),
+        ("import pkgutil\npkgutil.resolve_name('os:system')('id')\n", "pkgutil.resolve_name"),
+        (
+            "import logging.config\nlogging.config.dictConfig({'version': 1, 'handlers': "
+            "{'h': {'()': 'os.system', 'command': 'id'}}})\n",
+            "logging.config.dictConfig",
+        ),
+    ],
+)
+def test_private_aliases_and_name_resolvers_are_reported(source: str, call: str) -> None:
+    calls, ok = dangerous_calls(source.encode())
+    assert ok and call in {c for _, c in calls}

@@ -527,3 +527,42 @@ def test_fuzz_check_template_never_raises(source: str) -> None:
     scan = _check(source)
     for item in scan.coll.incomplete:
         assert item.rule_id in ("MG002", "MG003")
+
+
+# -- names assembled by string methods or formatting (whitebox red team, round 3) -------------
+
+SHAPED = {
+    "center": "{% set g = 'globals'.center(11, '_') %}"
+    "{{ raise_exception[g]['sys'].modules['os']['popen']('id').read() }}",
+    "format-fill": "{% set g = '{:_^11}'.format('globals') %}{{ raise_exception[g] }}",
+    "format-char": "{% set g = '{0:c}{0:c}globals{0:c}{0:c}'.format(95) %}{{ raise_exception[g] }}",
+    "filter-format": "{% set g = '%c%cglobals%c%c'|format(95,95,95,95) %}{{ raise_exception[g] }}",
+    "percent": "{% set g = '%c%cglobals%c%c' % (95,95,95,95) %}{{ raise_exception[g] }}",
+    "ljust-rjust": "{% set g = 'globals'.ljust(9,'_').rjust(11,'_') %}{{ raise_exception[g] }}",
+    "loop-only": "{% for m in messages %}{% set a='init'.center(8,'_') %}"
+    "{% set g='globals'.center(11,'_') %}{{ loop[a][g]['sys'] }}{% endfor %}",
+    "inline-key": "{{ raise_exception['globals'.center(11, '_')] }}",
+    "format-field": "{% for m in messages %}"
+    "{{ '{0.__init__.__globals__[sys].modules[os].name}'.format(loop) }}{% endfor %}",
+    "popen-key": "{{ x['popen']('id') }}",
+    "modules-key": "{{ x['modules']['os'] }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPED))
+def test_names_assembled_by_string_methods_are_mg421(name: str) -> None:
+    assert "MG421" in _rules(_check(SHAPED[name])), name
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ '{}: {}'.format(message['role'], message['content']) }}",
+        "{{ message['content'].strip() }}",
+        "{% set sep = ', '.join(names) %}{{ tools[sep] if sep in tools else '' }}",
+        "{{ '%s said %s' % (message['role'], message['content']) }}",
+        "{{ prompts['system'] }}",
+    ],
+)
+def test_ordinary_formatting_is_clean(source: str) -> None:
+    assert _rules(_check(source)) == set(), source

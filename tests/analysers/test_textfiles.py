@@ -201,3 +201,12 @@ def test_long_leading_whitespace_does_not_hide_a_config(tmp_path: Path, encoding
     path.write_bytes(text.encode(encoding))
     result = modelguard.scan(path).files[0]
     assert result.formats == ("json",) and "MG421" in rules(result)
+
+
+def test_a_model_card_showing_a_template_is_not_checked_as_one(tmp_path: Path) -> None:
+    card = (
+        "---\nlicense: mit\n---\n# Model\nSee https://example.org/docs.\n```jinja\n"
+        "{% for message in messages %}{{ message['content'] }}{% endfor %}\n```\n"
+    )
+    result = scan_text(tmp_path, "README.md", card)
+    assert result.findings == () and result.complete

@@ -39,6 +39,10 @@ _DANGEROUS = frozenset({
     "importlib.util.spec_from_loader", "importlib.machinery.SourceFileLoader",
     "importlib.machinery.SourcelessFileLoader", "importlib.machinery.ExtensionFileLoader",
     "zipimport.zipimporter",
+    # Resolvers from a string to a callable, and configs that call what they name
+    # (logging's '()' factory key): os.system reached without writing it as a name.
+    "pkgutil.resolve_name", "logging.config.dictConfig", "logging.config.fileConfig",
+    "logging.config.listen", "logging.config.DictConfigurator",
 })  # fmt: skip
 _DANGEROUS_PREFIXES = ("os.exec", "os.spawn", "subprocess.", "_posixsubprocess.", "socket.",
                        "ctypes.", "requests.", "httpx.", "urllib3.", "aiohttp.",
@@ -56,8 +60,10 @@ _RISKY_IMPORTS = _DANGEROUS_MODULES | {"_posixsubprocess", "_pickle", "cPickle",
                                        "urllib3", "aiohttp", "urllib.request", "http.client",
                                        "ftplib", "telnetlib", "smtplib", "paramiko",
                                        "zipimport"}  # fmt: skip
-# A module attribute with one of these names is that module (platform.os, os.path.os).
+# A module attribute with one of these names is that module (platform.os, os.path.os), as
+# are the private aliases the standard library keeps (tempfile._os, random._os).
 _HOPS = frozenset({"os", "subprocess", "sys", "builtins", "posix", "nt"})
+_HOPS = _HOPS | {f"_{name}" for name in _HOPS}
 # Builtins resolved as builtins.<name> unless the file rebinds them in scope.
 _BUILTINS = frozenset({"eval", "exec", "compile", "__import__", "getattr", "open", "vars",
                        "globals", "locals"})  # fmt: skip
@@ -239,11 +245,12 @@ class _Refs(ast.NodeVisitor):
                         return f"{module}.{node.id}"
             # X.os.system is os.system for any X: platform.os, os.path.os, self.os.
             hop = next((i for i, a in enumerate(attrs[:-1]) if a in _HOPS), None)
-            return None if hop is None else ".".join(attrs[hop:])
+            return None if hop is None else ".".join([attrs[hop].lstrip("_"), *attrs[hop + 1 :]])
         parts = [*base.split("."), *attrs]
         hop = next((i for i, a in enumerate(parts[1:-1], 1) if a in _HOPS), None)
         if hop is not None:
             parts = parts[hop:]
+            parts[0] = parts[0].lstrip("_")
         if parts[0] in ("posix", "nt"):
             parts[0] = "os"
         return ".".join(parts)

@@ -133,6 +133,21 @@ _NORMALISERS = frozenset(
 _CONTENT_METHODS = frozenset({"startswith", "endswith", "find", "rfind", "count", "index"})
 
 _DUNDER = re.compile(r"^__\w+__$")
+# Item keys that only make sense on a module or object reached through internals (`obj[k]`
+# falls back to getattr): `sys.modules`, `os.popen`. Ordinary dict keys such as 'import' or
+# 'system' (a role) are not among them.
+_DANGEROUS_ITEM_KEYS = frozenset(
+    {"popen", "modules", "subprocess", "check_output", "getoutput", "spawnv", "execv"}
+)
+# String methods and operators that reshape text: a key computed with them is a name being
+# assembled (`'globals'.center(11, '_')`, `'%c%cx' % (95, 95)`), not data being looked up.
+# `join` is not among them: joined literals are folded, and joining data is ordinary.
+_SHAPERS = frozenset(
+    {"center", "ljust", "rjust", "format", "format_map", "zfill", "translate", "replace",
+     "swapcase", "expandtabs", "strip", "lstrip", "rstrip"}
+)  # fmt: skip
+# A str.format field that reaches attributes or items: `'{0.__init__.__globals__}'.format(x)`.
+_FORMAT_FIELD_ACCESS = re.compile(r"\{[^{}]*[.\[][^{}]*\}")
 _MANGLED = re.compile(r"^_[A-Za-z0-9]\w*?__\w")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s'\"<>]+", re.IGNORECASE)
 _INSTRUCTION = re.compile(
@@ -222,7 +237,11 @@ def _is_dangerous(name: str, *, item: bool = False) -> bool:
     only dunders and mangled names (`_TemplateReference__context`) count: `tool['_meta']`
     and `props['import']` are ordinary dict keys."""
     if item:
-        return name.startswith("__") or _MANGLED.match(name) is not None
+        return (
+            name.startswith("__")
+            or _MANGLED.match(name) is not None
+            or name in _DANGEROUS_ITEM_KEYS
+        )
     return name.startswith("_") or name in _DANGEROUS_ATTRS
 
 
@@ -235,6 +254,7 @@ class _Checker:
         self._seen: set[tuple[str, str, str, int]] = set()
         self._counts: dict[str, int] = {}
         self.assigned: set[str] = set()
+        self.shaped_names: set[str] = set()
         self.content_names: set[str] = set()
         self.part_names: set[str] = set()
         self._folder = Folder()
@@ -272,6 +292,13 @@ class _Checker:
                 self._used_as_function.add(id(node.node))
         self._folder.bind_all(tree)
         self._content_names(all_nodes)
+        for node in all_nodes:  # `{% set g = 'globals'.center(11, '_') %}`, in order
+            if (
+                isinstance(node, nodes.Assign)
+                and isinstance(node.target, nodes.Name)
+                and self.shaped(node.node)
+            ):
+                self.shaped_names.add(node.target.name)
         for node in all_nodes:
             self.visit(node)
 
@@ -305,6 +332,15 @@ class _Checker:
                 names = self.fold(node.arg)  # any key: variables, members, `|first`, slices
                 if names is not None:
                     self.access(node, node.node, names, "obfuscated-getitem", built=True)
+                elif self.shaped(node.arg):
+                    self.report(
+                        "MG421",
+                        "shaped-getitem",
+                        "<computed>",
+                        node,
+                        "item access with a key assembled by string methods or formatting "
+                        "(how escape names are built without writing them)",
+                    )
                 elif _builds_string(node.arg) and any("__" in s for s in _literals(node.arg)):
                     # `__` only: `p[m.role ~ '_prefix']` is an ordinary computed key
                     self.report(
@@ -321,6 +357,21 @@ class _Checker:
             self.report("MG421", "nsref", node.attr, node, f"assignment to `.{node.attr}`")
         elif isinstance(node, nodes.Filter):
             self.filter(node)
+        elif (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Getattr)
+            and node.node.attr in ("format", "format_map")
+            and isinstance(node.node.node, nodes.Const)
+            and isinstance(node.node.node.value, str)
+            and _FORMAT_FIELD_ACCESS.search(node.node.node.value)
+        ):
+            self.report(
+                "MG421",
+                "format-field",
+                node.node.node.value[:80],
+                node,
+                "str.format with a field that reads attributes or items of its argument",
+            )
         elif isinstance(node, nodes.Name) and node.ctx == "load":
             if node.name not in self.assigned and (
                 node.name in _DANGEROUS_GLOBALS or node.name.startswith("__")
@@ -385,6 +436,27 @@ class _Checker:
                 node,
                 f"{how}access to `{bad[0]}`, which reaches Python internals",
             )
+
+    def shaped(self, node: nodes.Node, depth: int = 0) -> bool:
+        """Is `node` (a key) text assembled by string methods or `%`/`|format` formatting,
+        directly or through a `{% set %}` variable holding such text?"""
+        from jinja2 import nodes
+
+        if depth > MAX_FOLD_DEPTH:
+            return True
+        if isinstance(node, nodes.Name):
+            return node.name in self.shaped_names
+        if isinstance(node, nodes.Mod) or (
+            isinstance(node, nodes.Filter) and node.name in ("format", "replace")
+        ):
+            return True
+        if (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Getattr)
+            and node.node.attr in _SHAPERS
+        ):
+            return True
+        return any(self.shaped(child, depth + 1) for child in node.iter_child_nodes())
 
     def built_dunder(self, node: nodes.Node) -> None:
         """A string expression (or a list/tuple/dict literal's items) that folds to a dunder."""

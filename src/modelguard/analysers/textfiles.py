@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["analyse_text", "check_json", "json_encoding", "looks_like_json", "member_name"]
 
 _TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2")
+_DOC_SUFFIXES = (".md", ".markdown", ".rst", ".html", ".ipynb")
 _JSON_SPACE = " \t\n\r"
 _BIG_HEAD = 4096
 _FIRST_NON_SPACE = re.compile(rb"[^ \t\r\n]")
@@ -124,7 +125,8 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
     named = lowered.endswith(_TEMPLATE_SUFFIXES) or "chat_template" in lowered
     # Loaders find template files by name; other text that looks like a chat template (Jinja
     # over messages) is checked too, but text Jinja cannot parse is then simply not one.
-    if named or (("{%" in text or "{{" in text) and "message" in text):
+    documentation = lowered.endswith(_DOC_SUFFIXES)  # a model card shows templates as examples
+    if named or (not documentation and ("{%" in text or "{{" in text) and "message" in text):
         from modelguard.analysers.templates import check_template
 
         check_template(scan, text, loc, origin=name, lenient=not named)
