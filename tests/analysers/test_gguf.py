@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modelguard
+from factories import mutate
 from modelguard.config import Limits
 from modelguard.errors import FormatError
 from modelguard.formats.blob import BytesBlob
@@ -414,18 +415,8 @@ _SEED = _build(
 )  # fmt: skip
 
 
-@st.composite
-def _mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(_SEED)
-    for _ in range(draw(st.integers(1, 6))):
-        pos = draw(st.integers(4, len(data) - 1))
-        if draw(st.booleans()):
-            data[pos] = draw(st.integers(0, 255))
-        else:
-            word = draw(st.sampled_from([0, 1, 5, 9, 13, 2**31, 2**32 - 1]))
-            data[pos : pos + 4] = struct.pack("<I", word)
-    cut = draw(st.integers(0, len(data)))
-    return bytes(data[: max(cut, 4)] if draw(st.booleans()) else data)
+def _mutated() -> st.SearchStrategy[bytes]:
+    return mutate.mutated([_SEED], edits=(1, 6), keep=4, words=(0, 1, 5, 9, 13, 2**31, 2**32 - 1))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

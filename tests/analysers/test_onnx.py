@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
 import modelguard
+from factories import mutate
 from modelguard.analysers.onnx import location_problem
 from modelguard.analysers.protobuf import analyse_protobuf, sniff_protobuf
 from modelguard.errors import FormatError
@@ -410,23 +411,8 @@ _SEEDS = [
 ]
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(_SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        pos = draw(st.integers(0, len(data) - 1))
-        if kind == "flip":
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "cut":
-            del data[max(pos, 1) :]
-        elif kind == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[pos : pos + draw(st.integers(1, 16))]
-        if not data:
-            data = bytearray(b"\x08")
-    return bytes(data)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutate.mutated(_SEEDS)
 
 
 @given(data=mutated())
@@ -574,19 +560,8 @@ def test_onnx_model_is_not_a_value() -> None:
 _VALUE_SEEDS = [make() for make in _VALUES.values()]
 
 
-@st.composite
-def mutated_value(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(_VALUE_SEEDS)))
-    for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert"]))
-        pos = draw(st.integers(0, len(data) - 1))
-        if kind == "flip":
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "cut":
-            del data[max(pos, 1) :]
-        else:
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-    return bytes(data)
+def mutated_value() -> st.SearchStrategy[bytes]:
+    return mutate.mutated(_VALUE_SEEDS, edits=(1, 3))
 
 
 @given(data=mutated_value())

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modelguard
+from factories import mutate
 from modelguard.analysers.protobuf import analyse_protobuf, sniff_protobuf
 from modelguard.errors import FormatError
 from modelguard.filescan import FileScan
@@ -529,23 +530,8 @@ _SEEDS = [
 ]
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(_SEEDS)))
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        pos = draw(st.integers(0, len(data) - 1))
-        if kind == "flip":
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "cut":
-            del data[pos:]
-        elif kind == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[pos : pos + draw(st.integers(1, 16))]
-        if not data:
-            data = bytearray(b"\x08")
-    return bytes(data)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutate.mutated(_SEEDS)
 
 
 @given(data=mutated())
