@@ -206,7 +206,7 @@ def _fake_h5py(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(
     ("body", "rule", "reason"),
     [
-        ("raise ImportError('no h5py here')\n", "MG004", "pip install 'modelguard[hdf5]'"),
+        ("raise ImportError('no h5py here')\n", "MG004", "pip install 'h5py>=3.10'"),
         ("import os\nos.abort()\n", "MG002", "killed by signal"),
         (
             "import os, sys\nsys.stdout.write('not json')\nsys.stdout.flush()\nos._exit(0)\n",

@@ -64,7 +64,7 @@ _STDERR_BYTES = 4096
 _CHUNK = 1024 * 1024
 # Temporary files (member copies, the probe's output) are named so that audits can tell them.
 _TMP_PREFIX = "modelguard-h5-"
-_NO_H5PY = "HDF5 needs h5py: pip install 'modelguard[hdf5]'"
+_NO_H5PY = "HDF5 needs h5py, which this environment lacks: pip install 'h5py>=3.10'"
 
 
 class ProbeFailed(Exception):
