@@ -13,3 +13,28 @@ reports through the scan:
 `scan.path` is the file on disk when the scan started from one (loaders look beside it:
 ONNX external data, shard indexes, `auto_map` modules); it is None for archive members.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelguard.filescan import FileScan
+    from modelguard.results import Location
+
+__all__ = ["report_duplicates"]
+
+
+def report_duplicates(
+    scan: FileScan, what: str, names: list[str], loc: Location, *, evidence: str = "keys"
+) -> None:
+    """MG403 for names `what` defines more than once (a JSON document, a GGUF table)."""
+    shown = sorted(set(names))
+    scan.finding(
+        "MG403",
+        f"{what} repeats {', '.join(repr(n) for n in shown[:5])}"
+        + (" ..." if len(shown) > 5 else "")
+        + ": readers keep different copies",
+        loc,
+        **{evidence: ",".join(shown[:20])},
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelguard.analysers import report_duplicates
 from modelguard.errors import LimitExceeded
 from modelguard.formats.gguf import GGUFKV, GGUFError, GGUFUnsupported, read_gguf
 
@@ -61,24 +62,10 @@ def analyse_gguf(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
         return "gguf"
     _templates(scan, gf.kvs, loc)
     if gf.duplicate_keys:
-        keys = gf.duplicate_keys
-        scan.finding(
-            "MG403",
-            f"GGUF metadata repeats keys {', '.join(repr(k) for k in keys[:5])}"
-            + (" ..." if len(keys) > 5 else "")
-            + ": readers keep different copies",
-            loc,
-            keys=",".join(keys[:20]),
-        )
+        report_duplicates(scan, "GGUF metadata", list(gf.duplicate_keys), loc)
     if gf.duplicate_tensors:
-        names = gf.duplicate_tensors
-        scan.finding(
-            "MG403",
-            f"GGUF tensor table repeats names {', '.join(repr(n) for n in names[:5])}"
-            + (" ..." if len(names) > 5 else "")
-            + ": readers keep different copies",
-            loc,
-            tensors=",".join(names[:20]),
+        report_duplicates(
+            scan, "GGUF tensor table", list(gf.duplicate_tensors), loc, evidence="tensors"
         )
     counts: dict[str, int] = {}
     for problem in gf.problems:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING
 
+from modelguard.analysers import report_duplicates
 from modelguard.errors import FormatError
 from modelguard.formats.jsonstrict import parse_json
 
@@ -355,14 +356,7 @@ def _check_configs(scan: FileScan, doc: dict[str, object], loc: Location) -> Non
             scan.incomplete("MG002", f"HDF5 attribute {name} is not JSON: {exc}", aloc)
             continue
         if parsed.duplicates:
-            keys = sorted(set(parsed.duplicates))
-            scan.finding(
-                "MG403",
-                f"HDF5 attribute {name} repeats JSON keys "
-                f"{', '.join(repr(k) for k in keys[:5])}: readers keep different copies",
-                aloc,
-                keys=",".join(keys[:20]),
-            )
+            report_duplicates(scan, f"HDF5 attribute {name} (JSON)", list(parsed.duplicates), aloc)
         if isinstance(parsed.value, dict):
             check_keras_config(
                 scan,

@@ -223,8 +223,11 @@ def _exists(folder: str, rel: str) -> bool:
     return path is not None and os.path.isfile(path)
 
 
-def _read_code(path: str) -> bytes | None:
-    """Read a regular file of at most MAX_CODE_BYTES; None if missing or not regular."""
+def _read_regular(path: str | Path, size: int, offset: int = 0) -> bytes | None:
+    """`size` bytes at `offset` of a regular file; None if missing or not regular.
+
+    Opened without blocking, then checked: a FIFO or device in a model folder is never read.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
@@ -232,7 +235,13 @@ def _read_code(path: str) -> bytes | None:
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return fh.read(MAX_CODE_BYTES + 1)
+        fh.seek(offset)
+        return fh.read(size)
+
+
+def _read_code(path: str) -> bytes | None:
+    """Read a regular file of at most MAX_CODE_BYTES (+1, to tell when it is larger)."""
+    return _read_regular(path, MAX_CODE_BYTES + 1)
 
 
 def _read_beside(folder: str, rel: str) -> bytes | None:
@@ -302,31 +311,24 @@ def _check_files(
 
 def _executable_kind(path: Path) -> str | None:
     """What native executable or script a file is, from its first bytes; None if neither."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    head = _read_regular(path, _HEAD)
+    if head is None:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        head = fh.read(_HEAD)
-        if head.startswith(b"\x7fELF"):
-            return "ELF binary"
-        if head[:4] in (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
-                        b"\xcf\xfa\xed\xfe"):  # fmt: skip
-            return "Mach-O binary"
-        # Fat Mach-O; a Java class file shares the magic but has a major version >= 45.
-        if head[:4] == b"\xca\xfe\xba\xbe" and 0 < int.from_bytes(head[4:8], "big") < 45:
-            return "Mach-O universal binary"
-        if head.startswith(b"MZ") and len(head) >= 0x40:
-            pe = struct.unpack_from("<I", head, 0x3C)[0]
-            if pe <= 64 * 1024 * 1024:
-                fh.seek(pe)
-                if fh.read(4) == b"PE\x00\x00":
-                    return "PE (Windows) executable"
-        if head.startswith(b"#!"):
-            line = head[2:].split(b"\n", 1)[0].strip()
-            return f"script ({line.decode('utf-8', 'replace')[:60]})"
+    if head.startswith(b"\x7fELF"):
+        return "ELF binary"
+    if head[:4] in (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+                    b"\xcf\xfa\xed\xfe"):  # fmt: skip
+        return "Mach-O binary"
+    # Fat Mach-O; a Java class file shares the magic but has a major version >= 45.
+    if head[:4] == b"\xca\xfe\xba\xbe" and 0 < int.from_bytes(head[4:8], "big") < 45:
+        return "Mach-O universal binary"
+    if head.startswith(b"MZ") and len(head) >= 0x40:
+        pe = struct.unpack_from("<I", head, 0x3C)[0]
+        if pe <= 64 * 1024 * 1024 and _read_regular(path, 4, pe) == b"PE\x00\x00":
+            return "PE (Windows) executable"
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n", 1)[0].strip()
+        return f"script ({line.decode('utf-8', 'replace')[:60]})"
     return None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from modelguard.analysers import report_duplicates
 from modelguard.errors import FormatError
 from modelguard.formats.jsonstrict import parse_json
 from modelguard.formats.protowire import Budget
@@ -195,13 +196,7 @@ def report_keras_metadata(
             scan.incomplete("MG002", f"Keras metadata of {identifier!r} is not JSON: {exc}", where)
             continue
         if doc.duplicates:
-            keys = sorted(set(doc.duplicates))
-            scan.finding(
-                "MG403",
-                f"Keras metadata JSON repeats keys {', '.join(repr(k) for k in keys[:5])}",
-                where,
-                keys=",".join(keys[:20]),
-            )
+            report_duplicates(scan, "Keras metadata JSON", list(doc.duplicates), where)
         obj = doc.value
         if isinstance(obj, dict):
             # Layer and model metadata hold "class_name" and "config"; the model's also holds

@@ -20,6 +20,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
+from modelguard.analysers import report_duplicates
 from modelguard.errors import FormatError
 from modelguard.formats.jsonstrict import parse_json
 
@@ -108,15 +109,7 @@ def analyse_text(scan: FileScan, blob: Blob, loc: Location, depth: int) -> str:
         else:
             first = len(scan.coll.findings)
             if doc.duplicates:
-                keys = sorted(set(doc.duplicates))
-                scan.finding(
-                    "MG403",
-                    f"JSON repeats keys {', '.join(repr(k) for k in keys[:5])}"
-                    + (" ..." if len(keys) > 5 else "")
-                    + ": readers keep different copies",
-                    loc,
-                    keys=",".join(keys[:20]),
-                )
+                report_duplicates(scan, "JSON", list(doc.duplicates), loc)
             check_json(scan, doc.value, loc, name)
             _note_encoding(scan, data, doc.encoding, first)
             return "json"
