@@ -8,7 +8,15 @@
     ├── FormatError        a container or stream cannot be parsed; the scanner turns it
     │                      into an incomplete result, callers of the format readers see it
     │   └── LimitExceeded  a named limit (depth, size, count, ratio) was reached
-    └── UnsafeModelError   raised by ScanReport.raise_for_findings(); carries the report
+    ├── UnsafeModelError   raised by ScanReport.raise_for_findings(); carries the report
+    └── VerificationError  a model does not match its signature (carries rule id and report)
+        ├── BundleError        the signature file is malformed or of an unsupported kind
+        ├── LegacyFormatError  a legacy signature form, refused without the legacy switch
+        ├── SignatureError     a cryptographic signature does not verify
+        ├── SignerError        the signature is valid but the signer is not the trusted one
+        ├── ManifestError      the signed manifest is inconsistent or names unsafe paths
+        └── IntegrityError     the files on disk differ from the signed manifest
+            └── FileChangedError  a verified file changed after verification (TOCTOU)
 
 `scan()` does not raise for problems inside a file: those are recorded in the report and make
 its verdict fail closed. It raises only for misuse (bad options, a target that does not exist).
@@ -22,12 +30,20 @@ if TYPE_CHECKING:
     from modelguard.results import ScanReport
 
 __all__ = [
+    "BundleError",
     "ConfigError",
+    "FileChangedError",
     "FormatError",
+    "IntegrityError",
+    "LegacyFormatError",
     "LimitExceeded",
+    "ManifestError",
     "ModelGuardError",
+    "SignatureError",
+    "SignerError",
     "SourceError",
     "UnsafeModelError",
+    "VerificationError",
 ]
 
 
@@ -77,3 +93,65 @@ class UnsafeModelError(ModelGuardError):
     def __init__(self, message: str, report: ScanReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class VerificationError(ModelGuardError):
+    """A model does not match its signature, or the signature cannot be trusted.
+
+    Never a `ValueError`: callers catch this tree, not parsing errors.
+
+    Attributes:
+        rule_id: the MG3xx rule of the failure (`modelguard explain RULE`).
+        report: the verification report with every finding, when one was built.
+    """
+
+    default_rule = "MG301"
+
+    def __init__(
+        self, message: str, *, rule_id: str | None = None, report: ScanReport | None = None
+    ) -> None:
+        super().__init__(message)
+        self.rule_id = rule_id or self.default_rule
+        self.report = report
+
+
+class BundleError(VerificationError):
+    """The signature file is not a well-formed OMS Sigstore bundle of a supported kind."""
+
+    default_rule = "MG303"
+
+
+class LegacyFormatError(VerificationError):
+    """A legacy signature form (v0.1 predicate, legacy DSSE encoding) without the switch."""
+
+    default_rule = "MG304"
+
+
+class SignatureError(VerificationError):
+    """A cryptographic signature does not verify over the signed payload."""
+
+    default_rule = "MG301"
+
+
+class SignerError(VerificationError):
+    """The signature verifies but its signer is not the one the policy trusts."""
+
+    default_rule = "MG302"
+
+
+class ManifestError(VerificationError):
+    """The signed manifest is inconsistent or names unsafe paths."""
+
+    default_rule = "MG305"
+
+
+class IntegrityError(VerificationError):
+    """The files on disk differ from the signed manifest (changed, missing, extra, links)."""
+
+    default_rule = "MG311"
+
+
+class FileChangedError(IntegrityError):
+    """A file changed after it was verified (device, inode, size or times differ)."""
+
+    default_rule = "MG317"

@@ -2,7 +2,8 @@
 
 Ids are grouped by area: MG0xx the scan itself could not finish (these make a result
 incomplete rather than carrying a severity), MG1xx pickle semantics, MG2xx containers and file
-structure, MG4xx non-pickle formats and config-as-code. `modelguard explain RULE` prints
+structure, MG3xx integrity and signatures (`modelguard verify`), MG4xx non-pickle formats and
+config-as-code. `modelguard explain RULE` prints
 `Rule.help`; SARIF carries the same text.
 """
 
@@ -261,6 +262,173 @@ RULES: dict[str, Rule] = {
             "by itself.",
         ),
         # -- MG4xx: non-pickle formats and config-as-code -----------------------------------
+        Rule(
+            "MG301",
+            "signature-invalid",
+            _H,
+            "The signature does not verify over the signed manifest.",
+            "The DSSE signature in the bundle does not verify with the trusted key, certificate "
+            "or Sigstore identity, or the bundle holds no signature at all. The manifest it "
+            "carries cannot be trusted, so no file of the model is verified. Obtain the model "
+            "and its signature again from the publisher.",
+        ),
+        Rule(
+            "MG302",
+            "signer-untrusted",
+            _H,
+            "The signature is valid but was not made by the signer the policy trusts.",
+            "The key hint, certificate chain, pinned subject or fingerprint, certificate "
+            "validity at the current time, key usage, or Sigstore identity and OIDC issuer do "
+            "not match what was asked for. A valid signature by someone else proves nothing "
+            "about this model. Check which identity you expect, and that it is the publisher's.",
+        ),
+        Rule(
+            "MG303",
+            "bundle-invalid",
+            _H,
+            "The signature file is not a well-formed OMS Sigstore bundle.",
+            "The file is not JSON, lacks the DSSE envelope or the verification material, "
+            "carries an unknown media type, payload type, statement type or predicate, or "
+            "mixes material kinds. Nothing in it can be verified. The evidence names the field.",
+        ),
+        Rule(
+            "MG304",
+            "legacy-signature",
+            _H,
+            "The signature uses a legacy form (v0.1 predicate or legacy DSSE encoding).",
+            "Signatures made by model-signing before v0.3 sign a per-file predicate without a "
+            "root digest and use a non-standard DSSE pre-authentication encoding. They are "
+            "refused unless verification is run with the legacy switch (`--allow-legacy`), in "
+            "which case this finding is reported at low severity. Re-sign the model with a "
+            "current signer.",
+        ),
+        Rule(
+            "MG305",
+            "manifest-invalid",
+            _H,
+            "The signed manifest is inconsistent.",
+            "The root digest does not recompute from the resources, a resource is malformed or "
+            "listed twice, the serialization is unknown, or modelguard's name-binding digest "
+            "(which, unlike the OMS root digest, covers file names and sizes) does not match. "
+            "A consistent signer never produces this: treat the signature as forged.",
+        ),
+        Rule(
+            "MG306",
+            "unsafe-name",
+            _H,
+            "A signed or present file name is unsafe or ambiguous.",
+            "Names with `..`, absolute paths, backslashes, NUL, undecodable bytes, or two names "
+            "that are the same after Unicode normalisation or case folding are refused: a "
+            "loader or file system could resolve them to a different file than the one "
+            "verified.",
+        ),
+        Rule(
+            "MG307",
+            "extra-signature",
+            _M,
+            "The envelope carries a signature that was not verified.",
+            "DSSE envelopes may hold several signatures, but OMS verifiers read only the first. "
+            "An additional signature that is neither the verified signature nor a valid "
+            "ML-DSA co-signature is reported rather than ignored: it may be an attempt to "
+            "confuse a verifier that reads another entry.",
+        ),
+        Rule(
+            "MG308",
+            "pq-cosignature",
+            _H,
+            "The ML-DSA co-signature is missing, untrusted or invalid.",
+            "The policy requires a post-quantum ML-DSA-65 (FIPS 204) co-signature over the same "
+            "payload, or one is present and does not verify. A hybrid ECDSA plus ML-DSA "
+            "signature stays trustworthy if either scheme is broken later.",
+        ),
+        Rule(
+            "MG309",
+            "signature-expired",
+            _H,
+            "The signature's signed expiry date has passed.",
+            "modelguard signatures may carry an expiry in the subject annotations. After that "
+            "date the signer no longer vouches for this model (for example a revision that "
+            "was later found vulnerable). Obtain a current signed revision.",
+        ),
+        Rule(
+            "MG310",
+            "binding-mismatch",
+            _H,
+            "The signed repository or revision is not the one expected.",
+            "The signature binds the model to a repository id and revision (subject "
+            "annotations) that differ from what the verification asked for. A valid signature "
+            "for another model, or an older revision, is being presented for this one.",
+        ),
+        Rule(
+            "MG311",
+            "file-modified",
+            _H,
+            "A signed file's content differs from the signed digest.",
+            "The file's digest (or size) does not match the manifest: it was changed after "
+            "signing. The evidence has both digests. Do not load the model.",
+        ),
+        Rule(
+            "MG312",
+            "file-missing",
+            _H,
+            "A signed file is missing.",
+            "The manifest lists a file that is not in the model folder. A loader may fall "
+            "back to another file, or fetch one, when a file it expects is absent.",
+        ),
+        Rule(
+            "MG313",
+            "file-unsigned",
+            _H,
+            "A file is present that the signature does not cover.",
+            "Verification is closed-world: a file that nobody signed (a `modeling_*.py` for "
+            "remote code, a pickle weights file a loader prefers) can change what loading "
+            "does. Only names the policy allows (the signature itself, `.gitattributes`, "
+            "`.cache/huggingface/**`, given patterns) are exempt, and those are listed.",
+        ),
+        Rule(
+            "MG314",
+            "symlink-refused",
+            _H,
+            "A symbolic link is in the model, or one resolves outside it.",
+            "Links are refused by default: the signature covers content, not where a link "
+            "points, so a link can be re-pointed after verification. With links allowed, a "
+            "link must still resolve inside the model (or a Hugging Face `blobs/` folder), "
+            "and a linked folder is never skipped silently.",
+        ),
+        Rule(
+            "MG315",
+            "not-regular-file",
+            _H,
+            "A path in the model is not a regular file.",
+            "A FIFO, socket or device node, or a folder where a signed file should be, cannot "
+            "be verified and can block or change what a loader reads.",
+        ),
+        Rule(
+            "MG316",
+            "empty-model",
+            _H,
+            "The model or its manifest has no files.",
+            "An empty manifest verifies nothing; the OMS specification requires verifiers to "
+            "reject it.",
+        ),
+        Rule(
+            "MG317",
+            "file-changed-after-verify",
+            _H,
+            "A verified file changed between verification and use.",
+            "Its device, inode, size or modification time differ from what verification "
+            "recorded, so the bytes about to be loaded may not be the ones verified. Verify "
+            "again.",
+        ),
+        Rule(
+            "MG318",
+            "file-ignored",
+            _I,
+            "A file not covered by the signature was ignored by policy.",
+            "Names such as the signature file, `.gitattributes` or `.cache/huggingface/**` (and "
+            "patterns given to the verification) are not signed and are ignored by name. They "
+            "are listed so that nothing is skipped silently.",
+        ),
         Rule(
             "MG401",
             "archive-path-escape",
