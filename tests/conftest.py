@@ -28,3 +28,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             return path
 
     return _Lazy()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked `online` unless MODELGUARD_ONLINE=1 (the test machines are offline)."""
+    if os.environ.get("MODELGUARD_ONLINE") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs the network: set MODELGUARD_ONLINE=1 to run")
+    for item in items:
+        if "online" in item.keywords:
+            item.add_marker(skip)

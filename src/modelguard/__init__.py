@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from modelguard._version import __version__
 from modelguard.errors import (
+    BundleError,
     ConfigError,
+    FileChangedError,
     FormatError,
+    IntegrityError,
+    LegacyFormatError,
     LimitExceeded,
+    ManifestError,
     ModelGuardError,
+    SignatureError,
+    SignerError,
     SourceError,
     UnsafeModelError,
+    VerificationError,
 )
 from modelguard.results import (
     FileResult,
@@ -29,28 +37,45 @@ from modelguard.results import (
 
 if TYPE_CHECKING:
     from modelguard.config import Limits
+    from modelguard.manifest import Manifest, build_manifest
     from modelguard.policy import Policy, load_policy
     from modelguard.scanner import scan
+    from modelguard.signer import SignedModel, sign
+    from modelguard.verification import VerifiedModel, verify
 
 __all__ = [
+    "BundleError",
     "ConfigError",
+    "FileChangedError",
     "FileResult",
     "Finding",
     "FormatError",
     "Incomplete",
+    "IntegrityError",
+    "LegacyFormatError",
     "LimitExceeded",
     "Limits",
     "Location",
+    "Manifest",
+    "ManifestError",
     "ModelGuardError",
     "Policy",
     "ScanReport",
     "Severity",
+    "SignatureError",
+    "SignedModel",
+    "SignerError",
     "SourceError",
     "UnsafeModelError",
     "Verdict",
+    "VerificationError",
+    "VerifiedModel",
     "__version__",
+    "build_manifest",
     "load_policy",
     "scan",
+    "sign",
+    "verify",
 ]
 
 _LAZY = {
@@ -58,6 +83,12 @@ _LAZY = {
     "Policy": ("modelguard.policy", "Policy"),
     "load_policy": ("modelguard.policy", "load_policy"),
     "Limits": ("modelguard.config", "Limits"),
+    "Manifest": ("modelguard.manifest", "Manifest"),
+    "build_manifest": ("modelguard.manifest", "build_manifest"),
+    "SignedModel": ("modelguard.signer", "SignedModel"),
+    "sign": ("modelguard.signer", "sign"),
+    "VerifiedModel": ("modelguard.verification", "VerifiedModel"),
+    "verify": ("modelguard.verification", "verify"),
 }
 
 

@@ -1,4 +1,5 @@
-"""The `modelguard` command line: `scan` and `explain`.
+"""The `modelguard` command line: `scan`, `explain`, and `manifest`, `sign`, `verify`, `keygen`
+(in `modelguard.cli.integrity`).
 
 The CLI owns argv, streams, colour and exit codes; the library never prints. stdout carries
 only the report; the one-line summary, progress and errors go to stderr.
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("rule", nargs="?", metavar="RULE", help="rule id, e.g. MG101")
     explain.add_argument("--list", action="store_true", help="list every rule")
     explain.set_defaults(handler=_cmd_explain)
+
+    from modelguard.cli import integrity
+
+    integrity.add_parsers(commands, _EPILOG)
     return parser
 
 
@@ -238,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         return _status(exc.code)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        sys.stderr.write("modelguard: error: a command is required (scan, explain)\n")
+        sys.stderr.write(
+            "modelguard: error: a command is required "
+            "(scan, verify, sign, manifest, keygen, explain)\n"
+        )
         return ExitCode.USAGE
     try:
         return int(args.handler(args))
