@@ -13,14 +13,12 @@ records each file's identity so a loader can open a file and fail if it changed 
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from modelguard._version import __version__
 from modelguard.errors import (
     BundleError,
     ConfigError,
@@ -33,9 +31,10 @@ from modelguard.errors import (
     SourceError,
     VerificationError,
 )
-from modelguard.results import FileResult, Finding, Incomplete, Location, ScanReport, Severity
-from modelguard.rules import RULES
+from modelguard.results import Finding, Incomplete, ScanReport, Severity
 from modelguard.signing.types import Problem, SignerInfo
+from modelguard.verification_report import Collector, combine_reports
+from modelguard.verified import VerifiedModel, default_signature_path
 
 if TYPE_CHECKING:
     from modelguard.hashing import FileIdentity, HashTask, ProgressFn
@@ -74,118 +73,6 @@ _ERROR_CLASSES: dict[str, type[VerificationError]] = {
 }
 
 
-def default_signature_path(model: str | os.PathLike[str]) -> Path:
-    """Return where `sign` writes and `verify` looks for a signature by default.
-
-    A folder's signature is `model.sig` inside it (it ships with the model and is left out of
-    the manifest); a single file's is the file name plus `.sig`, beside it.
-    """
-    path = Path(model)
-    if path.is_dir():
-        return path / "model.sig"
-    return path.with_name(path.name + ".sig")
-
-
-@dataclass(frozen=True)
-class VerifiedModel:
-    """A model that verified, with what is needed to use it safely.
-
-    Attributes:
-        root: the model path as given (a folder, or a single file).
-        manifest: the signed manifest.
-        signer: who signed (as established by the signature check).
-        files: model-relative name -> the identity (device, inode, size, times) the file had
-            when it was hashed.
-        report: the verification report (findings at info level only).
-        links_allowed: links inside the model were allowed (and are followed on open).
-    """
-
-    root: Path
-    manifest: Manifest
-    signer: SignerInfo
-    files: Mapping[str, FileIdentity]
-    report: ScanReport
-    links_allowed: bool = False
-
-    @property
-    def single_file(self) -> bool:
-        """Return True when the model is one file rather than a folder."""
-        return not self.root.is_dir()
-
-    def path(self, name: str | None = None) -> Path:
-        """Return the path of verified file `name` (None: the single file of a file model).
-
-        Raises:
-            KeyError: `name` is not a verified file.
-        """
-        name = self._name(name)
-        return self.root if self.single_file else self.root / name
-
-    def _name(self, name: str | None) -> str:
-        if name is None:
-            if len(self.files) != 1:
-                raise KeyError("name a file: this model has several")
-            return next(iter(self.files))
-        if name not in self.files:
-            raise KeyError(f"{name!r} is not a verified file of this model")
-        return name
-
-    def check(self, name: str | None = None) -> None:
-        """Re-check that file `name` (every file when None and the model is a folder) is
-        unchanged since verification: same device, inode, size and modification times.
-
-        Raises:
-            FileChangedError: a file changed, vanished or became a link.
-        """
-        names = list(self.files) if name is None else [self._name(name)]
-        for one in names:
-            try:
-                path = self.path(one)
-                st = os.stat(path) if self.links_allowed else os.lstat(path)
-            except OSError as exc:
-                raise FileChangedError(
-                    f"{one}: cannot be read since verification ({exc.strerror or exc})"
-                ) from exc
-            self._compare(one, st)
-
-    def _compare(self, name: str, st: os.stat_result) -> None:
-        expected = self.files[name]
-        if stat.S_ISLNK(st.st_mode) and not self.links_allowed:
-            raise FileChangedError(f"{name}: became a symbolic link after verification")
-        if not expected.matches(st):
-            raise FileChangedError(
-                f"{name}: changed after verification (size, inode or modification time "
-                "differ); verify again"
-            )
-
-    def open(self, name: str | None = None) -> IO[bytes]:
-        """Open verified file `name` for reading, failing if it changed since verification.
-
-        The identity is compared on the opened descriptor (`fstat`), so a swap between the
-        check and the open cannot slip through; links are not followed unless the signature
-        allowed them.
-
-        Raises:
-            FileChangedError: the file changed, vanished or became a link.
-        """
-        name = self._name(name)
-        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-        if not self.links_allowed:
-            flags |= getattr(os, "O_NOFOLLOW", 0)
-        try:
-            fd = os.open(self.path(name), flags)
-        except OSError as exc:
-            raise FileChangedError(
-                f"{name}: cannot be opened since verification ({exc.strerror or exc})"
-            ) from exc
-        try:
-            self._compare(name, os.fstat(fd))
-        except BaseException:
-            os.close(fd)
-            raise
-        return os.fdopen(fd, "rb")
-
-
 @dataclass(frozen=True)
 class VerificationOutcome:
     """What `verify_report` returns: the report, and the verified model when it passed."""
@@ -193,63 +80,6 @@ class VerificationOutcome:
     report: ScanReport
     verified: VerifiedModel | None = None
     first_failure: Finding | Incomplete | None = None
-
-
-@dataclass
-class _Collector:
-    """Findings and file sizes gathered during one verification."""
-
-    display: str
-    single_file: bool
-    signature_display: str
-    findings: dict[str, list[Finding]] = field(default_factory=dict)
-    incomplete: dict[str, list[Incomplete]] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
-    formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    first: Finding | Incomplete | None = None
-
-    def shown(self, name: str | None) -> str:
-        if name is None:
-            return self.signature_display
-        if self.single_file:
-            return self.display
-        return f"{self.display.rstrip('/')}/{name}" if self.display not in ("", ".") else name
-
-    def add(self, problem: Problem, severity: Severity | None = None) -> None:
-        rule = RULES[problem.rule_id]
-        sev = severity or rule.severity or Severity.HIGH
-        path = self.shown(problem.name)
-        finding = Finding(problem.rule_id, sev, problem.message, Location(path), problem.evidence)
-        self.findings.setdefault(path, []).append(finding)
-        if self.first is None and sev >= Severity.MEDIUM:
-            self.first = finding
-
-    def unreadable(self, name: str, reason: str) -> None:
-        path = self.shown(name)
-        item = Incomplete("MG001", reason, Location(path))
-        self.incomplete.setdefault(path, []).append(item)
-        if self.first is None:
-            self.first = item
-
-    def report(self, target: str, notes: Sequence[str]) -> ScanReport:
-        paths = set(self.findings) | set(self.incomplete) | set(self.formats)
-        files = tuple(
-            FileResult(
-                path,
-                self.sizes.get(path, 0),
-                self.formats.get(path, ()),
-                tuple(sorted(self.findings.get(path, ()), key=Finding.sort_key)),
-                tuple(self.incomplete.get(path, ())),
-            )
-            for path in sorted(paths)
-        )
-        return ScanReport(
-            files=files,
-            targets=(target,),
-            fail_on=Severity.MEDIUM,
-            version=__version__,
-            notes=tuple(notes),
-        )
 
 
 def _read_signature(signature: Path) -> bytes:
@@ -314,7 +144,7 @@ def _parse_expiry(text: str) -> datetime | None:
 
 def _check_bindings(
     manifest: Manifest,
-    out: _Collector,
+    out: Collector,
     *,
     repository: str | None,
     revision: str | None,
@@ -374,7 +204,7 @@ def _ignore_set(
 def _compare(
     manifest: Manifest,
     listing: Listing,
-    out: _Collector,
+    out: Collector,
     *,
     workers: int | None,
     progress: ProgressFn | None,
@@ -470,7 +300,7 @@ def _compare(
     return {name: ident for name, ident in identities.items() if name not in failed}
 
 
-def _sizes_agree(name: str, resources: Sequence[Any], size: int, out: _Collector) -> bool:
+def _sizes_agree(name: str, resources: Sequence[Any], size: int, out: Collector) -> bool:
     """Cheap pre-check of a file's size against the signed size and shard coverage."""
     signed_size = resources[0].size if resources else None
     if signed_size is not None and signed_size != size:
@@ -556,7 +386,7 @@ def verify_report(
         raise ConfigError("require_pq needs the ML-DSA public key(s) to trust")
     now = at or datetime.now(UTC)
     display = model_path.as_posix()
-    out = _Collector(display, not model_path.is_dir(), sig_path.as_posix())
+    out = Collector(display, not model_path.is_dir(), sig_path.as_posix())
     out.formats[out.signature_display] = ("oms-bundle",)
     target = os.fspath(model)
 
@@ -685,34 +515,3 @@ def verify(
     if first.rule_id == "MG307":
         cls = VerificationError
     raise cls(f"{first.location}: {first.message}", rule_id=first.rule_id, report=outcome.report)
-
-
-def combine_reports(verification: ScanReport, scan: ScanReport) -> ScanReport:
-    """Return one report holding a verification and a scan of the same model (`--scan`).
-
-    Results for the same path are merged (findings, incomplete reasons, formats); the scan's
-    `fail_on` applies, and the notes of both are kept.
-    """
-    merged: dict[str, FileResult] = {r.path: r for r in verification.files}
-    for res in scan.files:
-        old = merged.get(res.path)
-        if old is None:
-            merged[res.path] = res
-            continue
-        formats = tuple(dict.fromkeys((*res.formats, *old.formats)))
-        findings = tuple(sorted({*old.findings, *res.findings}, key=Finding.sort_key))
-        merged[res.path] = FileResult(
-            res.path,
-            max(res.size, old.size),
-            formats,
-            findings,
-            (*old.incomplete, *res.incomplete),
-        )
-    return ScanReport(
-        files=tuple(merged[p] for p in sorted(merged)),
-        targets=tuple(dict.fromkeys((*verification.targets, *scan.targets))),
-        fail_on=scan.fail_on,
-        version=verification.version or scan.version,
-        suppressed=scan.suppressed,
-        notes=(*verification.notes, *scan.notes),
-    )

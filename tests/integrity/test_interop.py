@@ -109,6 +109,8 @@ def test_tampered_reference_signature_fails_in_modelguard(tmp_path: Path, case: 
     outcome = verify_report(model, sig, public_key=public)
     assert outcome.verified is None
     assert rule in {f.rule_id for f in outcome.report.findings}
+    with pytest.raises(Exception):  # noqa: B017 - the reference raises ValueError and others
+        ms_verify_key(model, sig, public)
 
 
 # -- modelguard signs, model_signing verifies ------------------------------------------------
@@ -155,9 +157,6 @@ def test_tampered_modelguard_signature_fails_in_both(tmp_path: Path, case: str) 
     tamper, rule = TAMPERS[case]
     tamper(model)
     assert rule in {f.rule_id for f in verify_report(model, sig, public_key=public).report.findings}
-    if case == "swapped-symlink":
-        # the reference follows a file link and compares content only: it passes (a known gap)
-        return
     with pytest.raises(Exception):  # noqa: B017 - the reference raises ValueError and others
         ms_verify_key(model, sig, public)
 
@@ -315,3 +314,38 @@ def test_bundle_errors_are_never_value_errors(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as info:
         modelguard.verify(model, public_key=public)
     assert not isinstance(info.value, ValueError)
+
+
+@needs_oms
+def test_sigstore_vector_verifies_with_the_embedded_trusted_root(tmp_path: Path) -> None:
+    """Without --trusted-root, the root that ships inside sigstore-python is used (offline)."""
+    folder = _copy_vector("v1.1.0-sigstore", tmp_path)
+    verified = modelguard.verify(folder, identity=IDENTITY, issuer=ISSUER, ignore=["ignore-me"])
+    assert verified.signer.method == "sigstore"
+    with pytest.raises(modelguard.SignerError):
+        modelguard.verify(
+            folder, identity="mallory@example.org", issuer=ISSUER, ignore=["ignore-me"]
+        )
+
+
+def test_gaps_the_reference_leaves_open_are_closed(tmp_path: Path) -> None:
+    """With links allowed, model-signing never enumerates a linked folder, so files added
+    under one pass its verification; modelguard refuses the linked folder (MG314)."""
+    from model_signing import hashing as ms_hashing
+
+    private, public = write_ec_key(tmp_path)
+    model = make_model(tmp_path)
+    sig = tmp_path / "model.sig"
+    links = ms_hashing.Config().set_allow_symlinks(True)
+    ms_signing.Config().use_elliptic_key_signer(private_key=private).set_hashing_config(
+        links
+    ).sign(model, sig)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "modeling_evil.py").write_text("import os\n")
+    (model / "plugins").symlink_to(outside, target_is_directory=True)
+    ms_verifying.Config().use_elliptic_key_verifier(public_key=public).set_hashing_config(
+        ms_hashing.Config().set_allow_symlinks(True)
+    ).verify(model, sig)  # the reference passes
+    report = verify_report(model, sig, public_key=public, allow_links=True).report
+    assert "MG314" in {f.rule_id for f in report.findings}

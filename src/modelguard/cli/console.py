@@ -126,3 +126,38 @@ def progress_reporter(enabled: bool) -> Iterator[ProgressCallback | None]:
             bar.update(task, completed=done, total=total, description=label)
 
         yield update
+
+
+@contextmanager
+def byte_progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """Yield a `(bytes done, bytes total)` callback drawing a transient bar on stderr, or None.
+
+    The callback may be called from several threads (the hashing workers).
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -89,6 +89,7 @@ def add_parsers(commands: Any, epilog: str) -> None:
     sign.add_argument("--expires", metavar="DATE", help="ISO 8601 date the signature expires")
     sign.add_argument("-o", "--output", metavar="FILE", help="where to write the signature")
     sign.add_argument("-q", "--quiet", action="store_true", help="no message on stderr")
+    sign.add_argument("--no-progress", action="store_true", help="no progress display")
     _hashing_options(sign)
     sign.set_defaults(handler=_cmd_sign)
 
@@ -135,6 +136,7 @@ def add_parsers(commands: Any, epilog: str) -> None:
     verify.add_argument("--format", choices=_FORMATS, default="text", help="report format")
     verify.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     verify.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    verify.add_argument("--no-progress", action="store_true", help="no progress display")
     verify.set_defaults(handler=_cmd_verify)
 
     keygen = commands.add_parser(
@@ -205,28 +207,31 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     from modelguard.errors import ModelGuardError, VerificationError
     from modelguard.signer import sign
 
+    show = not (args.quiet or args.no_progress) and console.is_tty(sys.stderr)
     try:
-        signed = sign(
-            args.path,
-            private_key=args.key,
-            password=_password(args.password_env),
-            certificate=args.certificate,
-            chain=args.chain,
-            sigstore=args.sigstore,
-            identity_token=args.identity_token,
-            staging=args.staging,
-            pq_key=args.pq_key,
-            pq_password=_password(args.password_env) if args.pq_key else None,
-            output=args.output,
-            algorithm=args.algorithm,
-            shard_size=args.shard_size,
-            ignore=args.ignore,
-            allow_links=args.allow_links,
-            repository=args.repository,
-            revision=args.revision,
-            expires=args.expires,
-            workers=args.workers,
-        )
+        with console.byte_progress(show, "hashing") as progress:
+            signed = sign(
+                args.path,
+                private_key=args.key,
+                password=_password(args.password_env),
+                certificate=args.certificate,
+                chain=args.chain,
+                sigstore=args.sigstore,
+                identity_token=args.identity_token,
+                staging=args.staging,
+                pq_key=args.pq_key,
+                pq_password=_password(args.password_env) if args.pq_key else None,
+                output=args.output,
+                algorithm=args.algorithm,
+                shard_size=args.shard_size,
+                ignore=args.ignore,
+                allow_links=args.allow_links,
+                repository=args.repository,
+                revision=args.revision,
+                expires=args.expires,
+                workers=args.workers,
+                progress=progress,
+            )
     except VerificationError as exc:  # the model cannot be signed as it is (names, links)
         console.error(f"{exc.rule_id}: {exc}")
         return ExitCode.FINDINGS
@@ -251,27 +256,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from modelguard.verification import combine_reports, verify_report
 
     fmt = OutputFormat(args.format)
+    show = not (args.quiet or args.no_progress) and console.is_tty(sys.stderr)
     try:
-        outcome = verify_report(
-            args.path,
-            args.signature,
-            public_key=args.public_key,
-            root_ca=args.root_ca,
-            subject=args.subject,
-            san=args.san,
-            fingerprint=args.fingerprint,
-            identity=args.identity,
-            issuer=args.issuer,
-            trusted_root=args.trusted_root,
-            pq_public_key=args.pq_public_key,
-            require_pq=args.require_pq,
-            allow_legacy=args.allow_legacy,
-            allow_links=args.allow_links,
-            ignore=args.ignore,
-            repository=args.repository,
-            revision=args.revision,
-            workers=args.workers,
-        )
+        with console.byte_progress(show, "verifying") as progress:
+            outcome = verify_report(
+                args.path,
+                args.signature,
+                public_key=args.public_key,
+                root_ca=args.root_ca,
+                subject=args.subject,
+                san=args.san,
+                fingerprint=args.fingerprint,
+                identity=args.identity,
+                issuer=args.issuer,
+                trusted_root=args.trusted_root,
+                pq_public_key=args.pq_public_key,
+                require_pq=args.require_pq,
+                allow_legacy=args.allow_legacy,
+                allow_links=args.allow_links,
+                ignore=args.ignore,
+                repository=args.repository,
+                revision=args.revision,
+                workers=args.workers,
+                progress=progress,
+            )
         report: ScanReport = outcome.report
         if args.scan:
             from modelguard.policy import load_policy
