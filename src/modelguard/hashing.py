@@ -17,7 +17,6 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -301,21 +300,39 @@ def hash_tasks(
         buffer = memoryview(bytearray(chunk_size))
         return [_hash_one(task, algorithm, flags, buffer, tracker, threads) for task in tasks]
 
-    local = threading.local()
-
-    def run(task: HashTask) -> HashResult:
-        buffer: memoryview | None = getattr(local, "buffer", None)
-        if buffer is None:
-            buffer = local.buffer = memoryview(bytearray(chunk_size))
-        return _hash_one(task, algorithm, flags, buffer, tracker, 1)
-
-    # Largest first, so that one big file does not start last and leave the other threads idle.
-    order = sorted(range(len(tasks)), key=lambda i: -lengths[i])
+    # Largest first, so that one big file does not start last and leave the other threads
+    # idle. Plain threads pulling from a shared queue (concurrent.futures would import
+    # logging, ~3 ms of start-up on every signature check); each owns one buffer.
+    pending = sorted(range(len(tasks)), key=lambda i: -lengths[i])
+    pending.reverse()  # pop() from the end yields the largest first
+    lock = threading.Lock()
     results: list[HashResult | None] = [None] * len(tasks)
-    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="modelguard-hash") as pool:
-        futures = {i: pool.submit(run, tasks[i]) for i in order}
-        for i, future in futures.items():
-            results[i] = future.result()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        buffer = memoryview(bytearray(chunk_size))
+        while True:
+            with lock:
+                if not pending or failures:
+                    return
+                index = pending.pop()
+            try:
+                results[index] = _hash_one(tasks[index], algorithm, flags, buffer, tracker, 1)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                with lock:
+                    failures.append(exc)
+                return
+
+    pool = [
+        threading.Thread(target=worker, name=f"modelguard-hash-{n}", daemon=True)
+        for n in range(count)
+    ]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if failures:
+        raise failures[0]
     return [r for r in results if r is not None]
 
 

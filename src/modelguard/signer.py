@@ -191,7 +191,7 @@ def sign(
     """
     from modelguard.manifest import build_manifest
     from modelguard.signing.envelope import sign_statement
-    from modelguard.verification import default_signature_path
+    from modelguard.verified import default_signature_path
 
     model_path = Path(model)
     if not model_path.exists():

@@ -14,9 +14,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -28,16 +27,14 @@ from modelguard.errors import (
     SignerError,
 )
 from modelguard.signing.bundle import Bundle, DsseSignature, build_bundle
-from modelguard.signing.certs import (
-    certificate_fingerprint,
-    describe_certificate,
-    san_values,
-    verify_chain,
-)
 from modelguard.signing.dsse import PAYLOAD_TYPE, canonical_json, legacy_pae, pae
 from modelguard.signing.keys import curve_hash, ec_sign, ec_verify, key_hint
 from modelguard.signing.pq import PQ_KEYID_PREFIX, pq_keyid, pq_sign, pq_verify
 from modelguard.signing.types import Problem, SignerInfo
+
+if TYPE_CHECKING:
+    # x509 costs ~18 ms to import: only certificate mode loads it (key mode stays fast).
+    from cryptography import x509
 
 __all__ = ["VerifiedEnvelope", "sign_statement", "verify_bundle"]
 
@@ -178,6 +175,8 @@ def _verify_key(
 
 
 def _load_chain(bundle: Bundle) -> list[x509.Certificate]:
+    from cryptography import x509
+
     chain = []
     for index, der in enumerate(bundle.certificates):
         try:
@@ -190,6 +189,8 @@ def _load_chain(bundle: Bundle) -> list[x509.Certificate]:
 
 
 def _certificate_signer(leaf: x509.Certificate, method: str, issuer: str | None) -> SignerInfo:
+    from modelguard.signing.certs import certificate_fingerprint, san_values
+
     sans = san_values(leaf)
     return SignerInfo(
         method=method,
@@ -210,6 +211,8 @@ def _verify_certificate(
     fingerprint: str | None,
     allow_legacy: bool,
 ) -> SignerInfo:
+    from modelguard.signing.certs import describe_certificate, verify_chain
+
     chain = _load_chain(bundle)
     leaf_key = chain[0].public_key()
     if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
@@ -435,13 +438,16 @@ def sign_statement(
             {"sig": _b64(s.sig), "keyid": s.keyid} for s in extra
         )
         return json.dumps(document).encode("utf-8")
-    assert private_key is not None
+    if private_key is None:
+        raise ConfigError("give a private key or a Sigstore identity token to sign with")
     first = DsseSignature(sig=ec_sign(private_key, signed), keyid="")
     if not certificate_chain:
         return build_bundle(
             payload=payload, signatures=[first, *extra], key_hint=key_hint(private_key.public_key())
         )
     if _spki(certificate_chain[0].public_key()) != _spki(private_key.public_key()):
+        from modelguard.signing.certs import describe_certificate
+
         raise ConfigError(
             f"the signing certificate {describe_certificate(certificate_chain[0])!r} does not "
             "match the private key"

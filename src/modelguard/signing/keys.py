@@ -11,7 +11,6 @@ import hashlib
 import os
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -135,6 +134,8 @@ def load_public_key(source: str | os.PathLike[str] | bytes) -> ec.EllipticCurveP
     key: Any
     try:
         if b"-----BEGIN CERTIFICATE" in data:
+            from cryptography import x509
+
             key = x509.load_pem_x509_certificate(data).public_key()
         elif b"-----BEGIN" in data:
             key = serialization.load_pem_public_key(data)
@@ -142,6 +143,8 @@ def load_public_key(source: str | os.PathLike[str] | bytes) -> ec.EllipticCurveP
             try:
                 key = serialization.load_der_public_key(data)
             except ValueError:
+                from cryptography import x509
+
                 key = x509.load_der_x509_certificate(data).public_key()
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ConfigError(f"cannot load the public key: {exc}") from exc
