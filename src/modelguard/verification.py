@@ -111,7 +111,7 @@ def _trust(
     pq_public_key: Any,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """Load key and certificate material given as paths, PEM bytes or objects."""
-    from modelguard.signing import certs, keys
+    from modelguard.signing import keys
 
     public_keys = [
         keys.load_public_key(k) if isinstance(k, (str, os.PathLike, bytes)) else k
@@ -120,6 +120,8 @@ def _trust(
     roots: list[Any] = []
     for item in _as_list(root_ca):
         if isinstance(item, (str, os.PathLike, bytes)):
+            from modelguard.signing import certs  # x509 is costly: certificate mode only
+
             roots.extend(certs.load_certificates(item))
         else:
             roots.append(item)
