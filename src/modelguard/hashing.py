@@ -239,12 +239,14 @@ def _hash_one(
         return failed(exc.strerror or str(exc))
     finally:
         os.close(fd)
-    unchanged = (after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev) == (
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ino,
-        st.st_dev,
-    )
+    # ctime too: a rewrite whose mtime was restored with utime() still moves the ctime.
+    unchanged = (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+        after.st_ino,
+        after.st_dev,
+    ) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
     if remaining or not unchanged:
         return failed("changed while hashing", identity)
     return HashResult(task.name, hasher.hexdigest(), end - task.start, identity)

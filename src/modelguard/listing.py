@@ -156,30 +156,36 @@ class _Walker:
         )
 
     def walk(self, folder: str, prefix: str) -> None:
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            if not prefix:
-                raise SourceError(f"cannot list {folder}: {exc.strerror or exc}") from exc
-            self.problem("MG315", prefix.rstrip("/"), f"folder cannot be read: {exc.strerror}")
-            return
-        for entry in entries:
-            name = prefix + entry.name
-            if self.is_ignored(name):
-                self.ignored.append(name)
+        """Walk `folder` depth-first with an explicit stack (no recursion limit to hit)."""
+        stack = [(folder, prefix)]
+        while stack:
+            here, at = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                if not at:
+                    raise SourceError(f"cannot list {here}: {exc.strerror or exc}") from exc
+                self.problem("MG315", at.rstrip("/"), f"folder cannot be read: {exc.strerror}")
                 continue
-            reason = check_name(name)
-            if reason is not None:
-                shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
-                self.problem("MG306", shown, f"unsafe file name: {reason}")
-                continue
-            if entry.is_symlink():
-                self.link(name, entry.path)
-            elif entry.is_dir(follow_symlinks=False):
-                self.walk(entry.path, name + "/")
-            else:
-                self.regular(name, entry.path, os.lstat(entry.path))
+            folders: list[tuple[str, str]] = []
+            for entry in entries:
+                name = at + entry.name
+                if self.is_ignored(name):
+                    self.ignored.append(name)
+                    continue
+                reason = check_name(name)
+                if reason is not None:
+                    shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
+                    self.problem("MG306", shown, f"unsafe file name: {reason}")
+                    continue
+                if entry.is_symlink():
+                    self.link(name, entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, name + "/"))
+                else:
+                    self.regular(name, entry.path, os.lstat(entry.path))
+            stack.extend(reversed(folders))
 
     def regular(self, name: str, path: str, st: os.stat_result) -> None:
         if stat.S_ISREG(st.st_mode):

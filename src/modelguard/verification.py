@@ -13,6 +13,7 @@ records each file's identity so a loader can open a file and fail if it changed 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,13 +84,27 @@ class VerificationOutcome:
 
 
 def _read_signature(signature: Path) -> bytes:
+    """Read the bundle: a regular file (a link to one is followed), at most the size cap.
+
+    Opened non-blocking and checked with fstat, so a FIFO or device planted at the default
+    signature path is refused instead of blocking or streaming forever.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(signature, "rb") as handle:
-            data = handle.read(MAX_SIGNATURE_BYTES + 1)
+        fd = os.open(signature, flags)
     except FileNotFoundError as exc:
         raise SourceError(f"no such signature file: {signature}") from exc
     except OSError as exc:
         raise SourceError(f"cannot read the signature {signature}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BundleError("the signature is not a regular file")
+        try:
+            data = handle.read(MAX_SIGNATURE_BYTES + 1)
+        except OSError as exc:
+            raise SourceError(
+                f"cannot read the signature {signature}: {exc.strerror or exc}"
+            ) from exc
     if len(data) > MAX_SIGNATURE_BYTES:
         raise BundleError(
             f"the signature file is larger than {MAX_SIGNATURE_BYTES} bytes; refused unread"
@@ -98,11 +113,13 @@ def _read_signature(signature: Path) -> bytes:
 
 
 def _as_list(value: Any) -> list[Any]:
+    """Return trust material as a list: None, one item (a path, PEM bytes or a key or
+    certificate object), or a list, tuple or set of them."""
     if value is None:
         return []
-    if isinstance(value, (str, os.PathLike, bytes)):
-        return [value]
-    return list(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return [value]
 
 
 def _trust(
@@ -216,9 +233,12 @@ def _compare(
     from modelguard.hashing import HashTask, hash_tasks
 
     signed = manifest.by_file()
+    signed_sizes = manifest.sizes()
     if listing.single_file and list(signed) == ["."] and len(listing.files) == 1:
         # model-signing before 1.0 named the one file of a single-file model "."
         signed = {listing.files[0].name: signed["."]}
+        if signed_sizes:
+            signed_sizes = {listing.files[0].name: next(iter(signed_sizes.values()))}
     present = {f.name: f for f in listing.files}
     problem_names = set()
     for problem in listing.problems:
@@ -246,7 +266,7 @@ def _compare(
                 )
             continue
         out.sizes[shown] = entry.size
-        if not _sizes_agree(name, resources, entry.size, out):
+        if not _sizes_agree(name, resources, signed_sizes.get(name), entry.size, out):
             continue
         if not resources:  # an empty file has no shards; its signed size (0) was checked
             listed[name] = entry.identity
@@ -302,9 +322,16 @@ def _compare(
     return {name: ident for name, ident in identities.items() if name not in failed}
 
 
-def _sizes_agree(name: str, resources: Sequence[Any], size: int, out: Collector) -> bool:
-    """Cheap pre-check of a file's size against the signed size and shard coverage."""
-    signed_size = resources[0].size if resources else None
+def _sizes_agree(
+    name: str, resources: Sequence[Any], signed_size: int | None, size: int, out: Collector
+) -> bool:
+    """Cheap pre-check of a file's size against the signed size and shard coverage.
+
+    The signed size is modelguard's `modelguard.sizes` annotation (also present for an empty
+    file, which has no shard in the shard serialization), else the resource's own.
+    """
+    if signed_size is None and resources:
+        signed_size = resources[0].size
     if signed_size is not None and signed_size != size:
         out.add(
             Problem(
@@ -312,6 +339,16 @@ def _sizes_agree(name: str, resources: Sequence[Any], size: int, out: Collector)
                 "size differs from the signed size",
                 name,
                 (("expected_size", str(signed_size)), ("actual_size", str(size))),
+            )
+        )
+        return False
+    if not resources and size != 0:
+        out.add(
+            Problem(
+                "MG311",
+                "the file was signed empty (no shard) and now has content",
+                name,
+                (("expected_size", "0"), ("actual_size", str(size))),
             )
         )
         return False
@@ -441,6 +478,11 @@ def verify_report(
         manifest, listing, out, workers=workers, progress=progress, follow_links=allow_links
     )
     notes = [_signer_note(signer), _manifest_note(manifest)]
+    if signer.method == "certificate" and not (subject or san or fingerprint):
+        notes.append(
+            "certificate mode without a pinned subject, SAN or fingerprint: any code-signing "
+            "certificate the given root CA issued is accepted"
+        )
     report = out.report(target, notes)
     if out.first is not None or not report.complete:
         return VerificationOutcome(report, None, out.first)

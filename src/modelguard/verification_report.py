@@ -35,7 +35,7 @@ class Collector:
 
     def add(self, problem: Problem, severity: Severity | None = None) -> None:
         rule = RULES[problem.rule_id]
-        sev = severity or rule.severity or Severity.HIGH
+        sev = severity or problem.severity or rule.severity or Severity.HIGH
         path = self.shown(problem.name)
         finding = Finding(problem.rule_id, sev, problem.message, Location(path), problem.evidence)
         self.findings.setdefault(path, []).append(finding)

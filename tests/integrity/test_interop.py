@@ -337,9 +337,9 @@ def test_gaps_the_reference_leaves_open_are_closed(tmp_path: Path) -> None:
     model = make_model(tmp_path)
     sig = tmp_path / "model.sig"
     links = ms_hashing.Config().set_allow_symlinks(True)
-    ms_signing.Config().use_elliptic_key_signer(private_key=private).set_hashing_config(
-        links
-    ).sign(model, sig)
+    ms_signing.Config().use_elliptic_key_signer(private_key=private).set_hashing_config(links).sign(
+        model, sig
+    )
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "modeling_evil.py").write_text("import os\n")

@@ -19,6 +19,7 @@ from modelguard.errors import (
     SignatureError,
     SignerError,
 )
+from modelguard.results import Severity
 from modelguard.signing.bundle import BUNDLE_MEDIA_TYPE, DsseSignature, build_bundle, parse_bundle
 from modelguard.signing.dsse import PAYLOAD_TYPE, canonical_json, legacy_pae, pae
 from modelguard.signing.envelope import sign_statement, verify_bundle
@@ -331,10 +332,10 @@ def test_pq_round_trip(tmp_path: Path) -> None:
     )
     assert result.signer.pq_keyid == pq_keyid(pq_key.public_key())
     assert result.problems == ()
-    # Without ML-DSA keys the co-signature is neither checked nor reported.
+    # Without ML-DSA keys the co-signature is not checked, but it is listed (info only).
     plain = verify_bundle(bundle, public_keys=[key.public_key()])
     assert plain.signer.pq_keyid is None
-    assert plain.problems == ()
+    assert [(p.rule_id, p.severity) for p in plain.problems] == [("MG307", Severity.INFO)]
 
 
 def test_require_pq_without_cosignature(tmp_path: Path) -> None:

@@ -298,7 +298,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         verdict = "verified" if outcome.verified is not None else "NOT verified"
         summary = summary_line(report).removeprefix("modelguard: ")
         console.write(sys.stderr, f"modelguard: {verdict}; {summary}\n")
-    return exit_code(report)
+    code = exit_code(report)
+    if args.scan and ExitCode.OK != exit_code(outcome.report) != code:
+        # The scan policy's fail_on never relaxes a failed verification (a tampered or
+        # unsigned model exits 1 whatever the scan threshold says).
+        code = max(code, exit_code(outcome.report), key=_exit_rank)
+    return code
+
+
+def _exit_rank(code: int) -> int:
+    """Order exit codes by severity: findings (1) over incomplete (2) over OK (0)."""
+    return {0: 0, 2: 1, 1: 2}.get(int(code), 1)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:

@@ -162,6 +162,13 @@ def _parse_material(
             "verificationMaterial.tlogEntries",
             f"a Sigstore bundle needs exactly one entry (found {len(entries_value)})",
         )
+    if kind != "certificate" and entries_value:
+        # Key and certificate signatures carry no log entry (model-signing writes []); one
+        # that is present would not be verified, so it is refused rather than ignored.
+        raise _fail(
+            "verificationMaterial.tlogEntries",
+            f"key and certificate bundles carry no log entries (found {len(entries_value)})",
+        )
     timestamps = material.get("timestampVerificationData")
     if timestamps is not None and not isinstance(timestamps, dict):
         raise _fail("verificationMaterial.timestampVerificationData", "must be a JSON object")
@@ -208,7 +215,8 @@ def parse_bundle(data: bytes) -> Bundle:
             material, bad base64, no signatures, or a Sigstore bundle without its one log entry.
     """
     try:
-        document = json.loads(data)
+        # Strict UTF-8 first: json.loads(bytes) would also accept UTF-16 and UTF-32.
+        document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"invalid signature bundle: not JSON ({exc})") from exc
     top = _object(document, "bundle", _TOP_KEYS)

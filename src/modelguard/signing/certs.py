@@ -118,6 +118,15 @@ def _check_leaf_usage(leaf: x509.Certificate) -> None:
         or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in extended
     ):
         raise SignerError(f"{label} is not allowed codeSigning (extended key usage)")
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca and (extended is None or ExtendedKeyUsageOID.CODE_SIGNING not in extended):
+        # A CA certificate (a trusted root or an intermediate) signs certificates, not models;
+        # one that signs directly must say so with the codeSigning extended key usage (the
+        # model-signing test certificates do).
+        raise SignerError(f"{label} is a CA certificate without the codeSigning key usage")
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _SUPPORTED_CURVES:
         raise SignerError(f"{label} does not hold an EC P-256, P-384 or P-521 key")

@@ -26,6 +26,7 @@ from modelguard.errors import (
     SignatureError,
     SignerError,
 )
+from modelguard.results import Severity
 from modelguard.signing.bundle import Bundle, DsseSignature, build_bundle
 from modelguard.signing.dsse import PAYLOAD_TYPE, canonical_json, legacy_pae, pae
 from modelguard.signing.keys import curve_hash, ec_sign, ec_verify, key_hint
@@ -277,7 +278,18 @@ def _extra_signatures(
         evidence: tuple[tuple[str, str], ...] = (("index", str(index)), ("keyid", keyid))
         if keyid.startswith(PQ_KEYID_PREFIX):
             if not pq_public_keys:
-                # Nothing to check it against and not required: it adds no trust either way.
+                # Nothing to check it against and not required: it adds no trust either way,
+                # but it is listed rather than ignored.
+                problems.append(
+                    Problem(
+                        "MG307",
+                        "An ML-DSA co-signature is present but was not checked (no ML-DSA "
+                        "public key was given).",
+                        None,
+                        evidence,
+                        Severity.INFO,
+                    )
+                )
                 continue
             key = by_id.get(keyid)
             if key is None:

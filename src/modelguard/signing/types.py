@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelguard.results import Severity
+
 __all__ = ["Problem", "SignerInfo"]
 
 
@@ -16,12 +18,15 @@ class Problem:
         message: one human sentence.
         name: the model-relative POSIX name it concerns; None for the signature itself.
         evidence: ordered key/value pairs (expected and actual digests, the field, ...).
+        severity: overrides the rule's default severity (for example an observation that is
+            only informative in this case).
     """
 
     rule_id: str
     message: str
     name: str | None = None
     evidence: tuple[tuple[str, str], ...] = ()
+    severity: Severity | None = None
 
 
 @dataclass(frozen=True, slots=True)
