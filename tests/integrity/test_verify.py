@@ -361,3 +361,41 @@ def test_same_model_signs_to_the_same_payload(tmp_path: Path, keys: tuple[Path, 
     second = modelguard.sign(model, private_key=keys[0], output=False)
     payload = [json.loads(b.bundle)["dsseEnvelope"]["payload"] for b in (first, second)]
     assert payload[0] == payload[1]
+
+
+def _hf_snapshot(tmp_path: Path, model: Path) -> Path:
+    """Lay `model` out as a Hugging Face cache repo: blobs named by digest, snapshot links."""
+    import hashlib
+
+    repo = tmp_path / "hub" / "models--acme--bert"
+    blobs = repo / "blobs"
+    snapshot = repo / "snapshots" / ("c0ffee" * 6 + "cafe")
+    blobs.mkdir(parents=True)
+    for path in sorted(p for p in model.rglob("*") if p.is_file()):
+        rel = path.relative_to(model)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        (blobs / digest).write_bytes(path.read_bytes())
+        link = snapshot / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blobs / digest, link.parent))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    return snapshot
+
+
+def test_hugging_face_cache_snapshot_verifies_with_links_allowed(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    model = make_model(tmp_path)
+    modelguard.sign(model, private_key=keys[0])
+    snapshot = _hf_snapshot(tmp_path, model)
+    assert (snapshot / "model.sig").is_symlink()
+    assert "MG314" in rules(verify_report(snapshot, public_key=keys[1]).report)
+    verified = modelguard.verify(snapshot, public_key=keys[1], allow_links=True)
+    assert "model.safetensors" in verified.files
+    # a blob changed behind its link is caught
+    target = (snapshot / "config.json").resolve()
+    target.chmod(0o644)
+    target.write_text('{"model_type": "evil"}\n')
+    report = verify_report(snapshot, public_key=keys[1], allow_links=True).report
+    assert "MG311" in rules(report)
