@@ -78,8 +78,10 @@ class FakeEngine:
         *,
         policy: FakePolicy | None = None,
         progress: Callable[[int, int | None, str], None] | None = None,
+        **options: object,
     ) -> ScanReport:
         assert policy is not None
+        assert options.get("indicators") in (None, False)  # no --indicators in these tests
         self.policies.append(policy)
         self.progress.append(progress)
         files = []

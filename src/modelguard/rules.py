@@ -3,8 +3,8 @@
 Ids are grouped by area: MG0xx the scan itself could not finish (these make a result
 incomplete rather than carrying a severity), MG1xx pickle semantics, MG2xx containers and file
 structure, MG3xx integrity and signatures (`modelguard verify`), MG4xx non-pickle formats and
-config-as-code. `modelguard explain RULE` prints
-`Rule.help`; SARIF carries the same text.
+config-as-code, MG5xx poisoning-risk indicators (evidence, not verdicts). `modelguard explain
+RULE` prints `Rule.help`; SARIF carries the same text.
 """
 
 from __future__ import annotations
@@ -736,6 +736,161 @@ RULES: dict[str, Rule] = {
             "A Python file named by `auto_map` (or imported by one) calls process, "
             "dynamic-code, network or file-system functions. It runs with trust_remote_code. "
             "The calls and lines are in the evidence; the code was parsed, never imported.",
+        ),
+        Rule(
+            "MG501",
+            "tensor-nonfinite",
+            _L,
+            "A tensor holds NaN or infinite values.",
+            "Trained parameters are finite; NaN or Inf values corrupt every output they reach "
+            "and are a cheap way to sabotage a model. Attention-mask buffers may hold -Inf by "
+            "design. The evidence has the counts, the tensor and where they were measured "
+            "(source: the safetensors format notes; weight-integrity checks).",
+        ),
+        Rule(
+            "MG502",
+            "tensor-degenerate",
+            _I,
+            "A tensor is all zeros or constant, or holds many subnormal values.",
+            "A constant or zeroed weight matrix disables the layer it belongs to; pruned "
+            "models and zero-initialised adapters are legitimate exceptions. Reported as "
+            "information with the statistic.",
+        ),
+        Rule(
+            "MG503",
+            "precision-inconsistent",
+            _L,
+            "A tensor's low-order bits break the precision pattern of the model.",
+            "Weights converted from bfloat16 to float32 have all-zero low 16 bits. A region or "
+            "tensor whose low bits are set while the rest of the model's are zero was written "
+            "after conversion: a hidden payload or an edit. The evidence names the share of "
+            "zero low halves in the region and in the model (source: EvilModel, StegoNet).",
+        ),
+        Rule(
+            "MG504",
+            "bitplane-anomaly",
+            _L,
+            "The low-order bits of a tensor region are not distributed like trained weights.",
+            "In trained float weights the lowest byte is close to uniform and least-"
+            "significant bits are set half the time. A window whose low-byte histogram fails "
+            "a chi-square test against uniform, or whose bit counts deviate strongly, carries "
+            "structured data in the low bits (steganography: EvilModel, MaleficNet; arXiv "
+            "2310.01969). Encrypted payloads in genuine float32 cannot be seen this way; this "
+            "is evidence, not proof. Statistic, threshold and window are in the evidence.",
+        ),
+        Rule(
+            "MG505",
+            "hidden-file-in-weights",
+            _M,
+            "A file (executable, archive, script) is embedded in the low-order bits of a tensor.",
+            "The byte stream built from the low bytes of the weights contains a known file "
+            "signature whose structure validates (ELF or PE headers, a ZIP directory, a gzip "
+            "header, a script line). Trained weights do not contain these by chance; a loader "
+            "does not run it, but a second stage can extract it (EvilModel).",
+        ),
+        Rule(
+            "MG506",
+            "indicators-not-run",
+            _I,
+            "The tensor indicators could not read some tensors.",
+            "A tensor was stored in a way the indicator pass does not read (compressed member, "
+            "quantised type, non-contiguous storage) or a size limit was reached. The "
+            "indicators for it are absent, nothing else is affected.",
+        ),
+        Rule(
+            "MG510",
+            "targeted-edit",
+            _M,
+            "Against the trusted base, few tensors changed: low-rank, or all in one layer.",
+            "A surgical edit of a known model changes one or a few weight matrices by a rank-1 "
+            "or low-rank delta (ROME, PoisonGPT) or retrains a single layer while everything "
+            "else stays identical (BadSeek); a fine-tune changes most tensors densely. The "
+            "evidence has the tensors, their relative change and the share of the delta's "
+            "energy in its top singular values (randomised SVD), or the layer.",
+        ),
+        Rule(
+            "MG511",
+            "weights-changed",
+            _I,
+            "Tensors differ from the trusted base.",
+            "A summary of the comparison with the base model: how many tensors changed and by "
+            "how much. A dense update of many tensors reads as fine-tuning.",
+        ),
+        Rule(
+            "MG512",
+            "embedding-rows-edited",
+            _L,
+            "A few rows of an embedding or output matrix differ from the base.",
+            "Editing the rows of chosen tokens plants a trigger or changes what a token means "
+            "while the rest of the model is untouched. The evidence lists the rows.",
+        ),
+        Rule(
+            "MG513",
+            "auxiliary-file-changed",
+            _L,
+            "A tokenizer, chat template, config or code file differs from the base.",
+            "Tokenizers, chat templates, configs and the Python files `trust_remote_code` "
+            "imports change what a model does as much as its weights (a template can add "
+            "hidden instructions). The evidence has the file and the keys that differ.",
+        ),
+        Rule(
+            "MG514",
+            "tensor-set-changed",
+            _L,
+            "Tensors were added, removed or reshaped compared with the base.",
+            "A model that claims to be derived from the base but has a different set of "
+            "tensors or shapes is a different architecture or carries extra parameters.",
+        ),
+        Rule(
+            "MG520",
+            "config-mismatch",
+            _L,
+            "The weights do not match the architecture the config declares.",
+            "Tensor shapes or counts disagree with config.json (hidden size, layers, "
+            "vocabulary, tied embeddings). Loaders then fail, silently ignore weights, or "
+            "initialise missing ones randomly. The evidence has the tensor and both values.",
+        ),
+        Rule(
+            "MG521",
+            "duplicate-tensors",
+            _I,
+            "Tensors are byte-identical without being declared tied.",
+            "Identical tensors that the config does not tie are unusual: a copy-paste edit or "
+            "a padding trick. Tied embeddings are not reported.",
+        ),
+        Rule(
+            "MG530",
+            "unsigned-model",
+            _I,
+            "The model folder carries no signature.",
+            "Nothing binds these files to a publisher. Sign models you publish (`modelguard "
+            "sign`) and verify before loading (`modelguard verify`).",
+        ),
+        Rule(
+            "MG531",
+            "signature-coverage",
+            _L,
+            "A signature is present but does not cover every file a loader reads.",
+            "The signature's manifest misses configs, tokenizer files, templates or code that "
+            "loaders read; those files could be replaced without breaking the signature. The "
+            "files are in the evidence. (The signature itself is checked by `verify`.)",
+        ),
+        Rule(
+            "MG532",
+            "revision-unpinned",
+            _I,
+            "The Hugging Face snapshot is not pinned to a reviewed revision.",
+            "The cached snapshot is reached from a branch (it moves) or from a pull-request ref "
+            "(`refs/pr/*`: unreviewed, for example conversion-bot PRs). Pin the commit that "
+            "was reviewed.",
+        ),
+        Rule(
+            "MG533",
+            "pickle-only-weights",
+            _I,
+            "Weights are shipped only as pickle, with no safetensors equivalent.",
+            "Loading them runs the pickle machinery; a safetensors copy cannot execute code. "
+            "Prefer a safetensors revision.",
         ),
     )
 }

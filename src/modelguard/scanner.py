@@ -154,6 +154,9 @@ def scan(
     *,
     policy: Policy | None = None,
     progress: Progress | None = None,
+    indicators: bool = False,
+    base: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
 ) -> ScanReport:
     """Scan files and folders and return one report.
 
@@ -163,6 +166,11 @@ def scan(
             them).
         policy: allowlist additions, severities, limits and fail_on; defaults when None.
         progress: called before each file with (done, total, path).
+        indicators: also run the tensor pass of the poisoning-risk indicators (MG50x),
+            sampled or full as `policy.indicators.mode` says. The cheap indicators (config
+            consistency, provenance: headers only) run on every folder target regardless.
+        base: a trusted base model: report what changed in each target against it (MG51x).
+        workers: threads for the tensor pass (default: one per core).
 
     Returns:
         The report; per-file problems are recorded in it, never raised.
@@ -187,9 +195,16 @@ def scan(
         results.append(scan_file(path, display, policy))
     results = _with_folder_findings(entries, results, policy)
     results.sort(key=lambda r: r.path)
-    return ScanReport(
+    report = ScanReport(
         files=tuple(results),
         targets=tuple(os.fspath(t) for t in targets),
         fail_on=policy.fail_on,
         version=__version__,
     )
+    if indicators or base is not None or any(Path(t).is_dir() for t in targets):
+        from modelguard.indicators import add_indicators
+
+        report = add_indicators(
+            report, targets, policy, tensors=indicators, base=base, workers=workers
+        )
+    return report

@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no summary and no progress on stderr"
     )
     scan.add_argument("--no-progress", action="store_true", help="no progress display")
+    scan.add_argument(
+        "--indicators",
+        action="store_true",
+        help="also read the tensors for poisoning-risk indicators (sampled; see --full)",
+    )
+    scan.add_argument(
+        "--full", action="store_true", help="with --indicators: read every byte of every tensor"
+    )
+    scan.add_argument(
+        "--base", metavar="BASE", help="trusted base model: report what changed against it"
+    )
+    scan.add_argument("--workers", type=int, metavar="N", help="threads for the tensor pass")
     scan.set_defaults(handler=_cmd_scan)
 
     explain = commands.add_parser(
@@ -114,9 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--list", action="store_true", help="list every rule")
     explain.set_defaults(handler=_cmd_explain)
 
-    from modelguard.cli import integrity
+    from modelguard.cli import indicators, integrity
 
     integrity.add_parsers(commands, _EPILOG)
+    indicators.add_parsers(commands, _EPILOG)
     return parser
 
 
@@ -164,9 +177,22 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
         if args.fail_on is not None:
             fail_on = None if args.fail_on == "never" else Severity(args.fail_on)
             policy = dataclasses.replace(policy, fail_on=fail_on)
+        if args.full:
+            if not args.indicators:
+                console.error("--full needs --indicators")
+                return ExitCode.USAGE
+            full = dataclasses.replace(policy.indicators, mode="full")
+            policy = dataclasses.replace(policy, indicators=full)
         progress: ProgressCallback | None
         with console.progress_reporter(show_progress) as progress:
-            report = scan(args.paths, policy=policy, progress=progress)
+            report = scan(
+                args.paths,
+                policy=policy,
+                progress=progress,
+                indicators=args.indicators,
+                base=args.base,
+                workers=args.workers,
+            )
     except ModelGuardError as exc:  # SourceError, ConfigError: a bad target or option
         console.error(str(exc))
         return ExitCode.USAGE
@@ -245,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write(
             "modelguard: error: a command is required "
-            "(scan, verify, sign, manifest, keygen, explain)\n"
+            "(scan, diff, verify, sign, manifest, keygen, explain)\n"
         )
         return ExitCode.USAGE
     try:

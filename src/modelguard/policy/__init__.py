@@ -17,6 +17,9 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
     [limits]                      # any field of modelguard.config.Limits
     max_depth = 10
 
+    [indicators]                  # poisoning-risk indicators: mode and thresholds
+    mode = "full"                 # any field of modelguard.indicators.settings.IndicatorSettings
+
 Discovery (`load_policy(None)`) looks only in the current working directory, and ignores a
 file found there when it lies inside a folder being scanned: a model repository must not be
 able to relax its own scan (pass it with `--policy` to use it anyway).
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from modelguard.config import Limits
 from modelguard.errors import ConfigError
+from modelguard.indicators.settings import IndicatorSettings
 from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
 from modelguard.results import Severity
 
@@ -45,7 +49,7 @@ __all__ = [
     "policy_inside",
 ]
 
-_KEYS = {"fail_on", "allow", "allow_new", "severity", "limits"}
+_KEYS = {"fail_on", "allow", "allow_new", "severity", "limits", "indicators"}
 
 
 def parse_severity(text: str) -> Severity | None:
@@ -75,6 +79,7 @@ class Policy:
             NEWOBJ + BUILD, reported when it calls it (REDUCE/INST/OBJ runs __init__).
         severity: per-rule severity overrides.
         limits: scanner limits.
+        indicators: mode and thresholds of the poisoning-risk indicators.
         source: the file the policy came from, if any.
         ignored: a discovered policy file that was not used because it lies inside a scanned
             folder (see `load_policy`).
@@ -87,6 +92,7 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     source: str | None = None
     ignored: str | None = None
+    indicators: IndicatorSettings = field(default_factory=IndicatorSettings)
 
     def tables(self) -> NameTables:
         """Return the name tables: the shipped ones plus this policy's allowlist entries."""
@@ -177,7 +183,13 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{source}: limit {key} must be a positive integer")
         values[key] = value
-    return Policy(fail_on, allow, allow_new, severity, Limits(**values), source)
+    raw_indicators = doc.get("indicators", {})
+    if not isinstance(raw_indicators, dict):
+        raise ConfigError(f"{source}: [indicators] must be a table")
+    indicators = IndicatorSettings.from_mapping(raw_indicators, source)
+    return Policy(
+        fail_on, allow, allow_new, severity, Limits(**values), source, indicators=indicators
+    )
 
 
 def discover_policy_file(cwd: str | os.PathLike[str] | None = None) -> Path | None:

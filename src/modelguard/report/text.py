@@ -196,6 +196,48 @@ def _summary_lines(report: ScanReport, color: bool) -> list[str]:
     return [first, second]
 
 
+_TENSOR_PREFIX = "<tensor "
+_TABLE_COLUMNS = ("rule", "severity", "tensor", "statistic", "value", "threshold", "where")
+
+
+def _tensor_cells(finding: Finding) -> tuple[str, ...]:
+    tensor = next(m for m in finding.location.members if m.startswith(_TENSOR_PREFIX))
+    evidence = finding.evidence_map
+    where = evidence.get("window") or evidence.get("rows") or ""
+    measured = evidence.get("mode")
+    if measured:
+        where = f"{where} ({measured})" if where else measured
+    return tuple(
+        printable(_clip(text))
+        for text in (
+            finding.rule_id,
+            finding.severity.value,
+            tensor[len(_TENSOR_PREFIX) : -1],
+            evidence.get("statistic", ""),
+            evidence.get("value", ""),
+            evidence.get("threshold", ""),
+            where,
+        )
+    )
+
+
+def _tensor_table(report: ScanReport) -> list[str]:
+    """Return the per-tensor evidence table of the indicator findings (empty when none)."""
+    rows = [
+        _tensor_cells(f)
+        for f in report.findings
+        if f.rule_id.startswith("MG5")
+        and any(m.startswith(_TENSOR_PREFIX) for m in f.location.members)
+    ]
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in [_TABLE_COLUMNS, *rows]) for i in range(7)]
+    lines = ["", "tensor evidence:"]
+    for row in [_TABLE_COLUMNS, *rows]:
+        lines.append(_INDENT + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return [line.rstrip() for line in lines]
+
+
 def render_text(report: ScanReport, *, color: bool = False) -> str:
     """Return the human-readable report, ending with a newline.
 
@@ -208,6 +250,7 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
         lines.extend(_file_lines(result, color))
     for note in report.notes:
         lines.append(f"note: {printable(note)}")
+    lines.extend(_tensor_table(report))
     if lines:
         lines.append("")
     lines.extend(_summary_lines(report, color))
