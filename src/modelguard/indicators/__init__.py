@@ -135,7 +135,6 @@ def add_indicators(
         base: a trusted base model to diff each target against.
         workers: threads for the tensor pass.
     """
-    from modelguard.indicators.consistency import check_consistency
     from modelguard.indicators.provenance import check_provenance
 
     settings = policy.indicators
@@ -147,8 +146,10 @@ def add_indicators(
         results = [r for r in report.files if r.path == display or r.path.startswith(prefix)]
         weights = _weights_files(results)
         if path.is_dir():
-            names = [r.path[len(prefix) :] for r in results if r.path.startswith(prefix)]
-            extra.extend(check_provenance(os.fspath(path), display, names))
+            inside = {
+                r.path[len(prefix) :]: r.formats for r in results if r.path.startswith(prefix)
+            }
+            extra.extend(check_provenance(os.fspath(path), display, list(inside), inside))
         has_config = path.is_dir() and (path / "config.json").is_file()
         if not weights or not (tensors or has_config):
             # the cheap tier reads tensor headers only to compare them with a config
@@ -157,6 +158,8 @@ def add_indicators(
         for shown, reason in failures.items():
             extra.append(_not_run(shown, reason))
         if has_config and listings:
+            from modelguard.indicators.consistency import check_consistency
+
             extra.extend(
                 check_consistency(os.fspath(path), display, listings, settings, duplicates=tensors)
             )

@@ -200,6 +200,9 @@ def _png(data: bytes, pos: int) -> Carved | None:
             return None
         body = data[at + 4 : at + 8 + size]
         if at + 12 + size > len(data):
+            if chunks:  # a plausible chunk running past what was read: the file goes on
+                chunks.append(kind.decode("ascii") + "(cut)")
+                length = len(data) - pos
             break
         (crc,) = struct.unpack_from(">I", data, at + 8 + size)
         if zlib.crc32(body) != crc:

@@ -8,13 +8,14 @@ a signature's DSSE payload without verifying it, to see which files it would cov
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
 import os
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
 from modelguard.config import Limits
@@ -103,8 +104,13 @@ def _finding(
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
-    base = PurePosixPath(name).name.lower()
-    return any(fnmatchcase(base, pattern) for pattern in patterns)
+    return _pattern(tuple(patterns)).match(name.rsplit("/", 1)[-1].lower()) is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _pattern(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex for a set of glob patterns (a scan checks thousands of names)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
 def _skipped(name: str) -> bool:
@@ -383,7 +389,39 @@ def _revision(location: Location, folder: str) -> list[Finding]:
     ]
 
 
-def check_provenance(folder: str, display: str, files: Sequence[str]) -> list[Finding]:
+_FORMAT_KINDS = (
+    ("safetensors", "safetensors"),
+    ("gguf", "gguf"),
+    ("hdf5", "hdf5"),
+    ("npy", "numpy"),
+    ("numpy", "numpy"),
+    ("onnx", "onnx"),
+    ("torch-zip", "torch-zip"),
+    ("torchscript", "torch-zip"),
+    ("legacy-torch", "pickle"),
+    ("legacy-torch-tar", "pickle"),
+    ("npz", "zip"),
+    ("keras", "zip"),
+)
+
+
+def kind_from_formats(formats: Sequence[str]) -> str | None:
+    """Return the weights kind of a file from the formats the scanner recognised in it (the
+    same kinds as `weight_kind`, without reading the file again)."""
+    for name, kind in _FORMAT_KINDS:
+        if name in formats:
+            return kind
+    if formats and formats[0] == "pickle":
+        return "pickle"
+    return None
+
+
+def check_provenance(
+    folder: str,
+    display: str,
+    files: Sequence[str],
+    formats: Mapping[str, Sequence[str]] | None = None,
+) -> list[Finding]:
     """Return the provenance findings for a model folder.
 
     MG530 (info): weights are present and no signature file is (`*.sig`, `*.sigstore.json`,
@@ -399,13 +437,18 @@ def check_provenance(folder: str, display: str, files: Sequence[str]) -> list[Fi
         folder: the model folder on disk.
         display: its display path (findings are located there).
         files: model-relative POSIX names of all files in the folder.
+        formats: model-relative name -> the formats the scanner recognised in it; when given,
+            files are not read again to tell weights from other files.
 
     Returns:
         The findings, sorted.
     """
     location = Location(display)
     names = sorted(name for name in files if not _skipped(name))
-    kinds = {name: weight_kind(os.path.join(folder, name)) for name in names}
+    if formats is not None:  # the scanner already read every file: use what it recognised
+        kinds = {name: kind_from_formats(formats.get(name, ())) for name in names}
+    else:
+        kinds = {name: weight_kind(os.path.join(folder, name)) for name in names}
     weights = {
         name
         for name, kind in kinds.items()

@@ -247,9 +247,13 @@ def _exact(
     if job.whole:
         _confirm(win, view, start, ref, settings, (1, 2, 3, 8))
     elif start in job.carve:
-        # the windows carved unconditionally (first of a tensor, sampled ones): every byte
-        # plane EvilModel-style payloads use, so compressed files are found there too
-        _confirm(win, view, start, ref, settings, (1, 2, 3, 8))
+        # windows carved unconditionally (first of a tensor, sampled ones): the first window
+        # of a tensor in every byte plane EvilModel-style payloads use (compressed files have
+        # only their header to show), the others in the low-byte plane
+        _confirm(win, view, start, ref, settings, (1,))
+        if start == 0:
+            head = view[: _HEAD_BYTES - _HEAD_BYTES % (ref.itemsize or 1)]
+            _confirm(win, head, start, ref, settings, (2, 3, 8))
     if not win.flagged or job.whole:
         return
     for lo, hi in regions:
@@ -259,6 +263,11 @@ def _exact(
         else:
             data = _join(ref, prev, lo, start, view[: hi - start], fd)
         _confirm(win, data, lo, ref, settings, (1, 2, 3, 8))
+
+
+_HEAD_BYTES = 64 * 1024
+"""Bytes at the start of each tensor carved in every byte plane: where an EvilModel-style
+writer starts, so a compressed file (nothing but its header to show) is found there."""
 
 
 def _regions(blocks: list[tuple[int, int]], margin: int, end: int) -> list[tuple[int, int]]:
