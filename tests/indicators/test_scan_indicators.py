@@ -183,3 +183,13 @@ def test_policy_thresholds_and_usage_errors(real: Path, tmp_path: Path) -> None:
     assert main(["scan", str(real), "--policy", str(policy), "-q"]) == 2
     assert main(["scan", str(real), "--full", "-q"]) == 2
     assert main(["diff", str(real), str(tmp_path / "missing"), "-q"]) == 2
+
+
+def test_scanning_the_current_folder_reports_at_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    safetensors_numpy.save_file({"w": np.ones((4, 4), np.float32)}, str(tmp_path / "w.safetensors"))
+    monkeypatch.chdir(tmp_path)
+    report = modelguard.scan(".")
+    assert [r.path for r in report.files] == ["w.safetensors"]
+    assert [f.rule_id for f in report.files[0].findings] == ["MG530"]

@@ -40,11 +40,16 @@ def _weights_files(results: Iterable[FileResult]) -> list[FileResult]:
     return [r for r in results if TENSOR_FORMATS.intersection(r.formats)]
 
 
+def _prefix(display: str) -> str:
+    """The prefix the scanner puts before the files of a folder target (none for ".")."""
+    return "" if display in ("", ".") else display.rstrip("/") + "/"
+
+
 def _real_path(target: Path, display_target: str, display: str) -> Path:
     """Map a display path from the scanner back to the file on disk."""
     if not target.is_dir():
         return target
-    prefix = display_target.rstrip("/") + "/"
+    prefix = _prefix(display_target)
     rel = display[len(prefix) :] if display.startswith(prefix) else display
     return target / rel
 
@@ -100,7 +105,7 @@ def _merge(report: ScanReport, extra: Iterable[Finding], policy: Policy) -> Scan
 
 
 def _anchor(folder: str, results: Iterable[FileResult]) -> str | None:
-    prefix = folder.rstrip("/") + "/"
+    prefix = _prefix(folder)
     inside = sorted(r.path for r in results if r.path.startswith(prefix))
     weights = sorted(
         r.path for r in results if r.path.startswith(prefix) and TENSOR_FORMATS & set(r.formats)
@@ -142,7 +147,7 @@ def add_indicators(
     for target in targets:
         path = Path(target)
         display = path.as_posix()
-        prefix = display.rstrip("/") + "/"
+        prefix = _prefix(display)
         results = [r for r in report.files if r.path == display or r.path.startswith(prefix)]
         weights = _weights_files(results)
         if path.is_dir():
