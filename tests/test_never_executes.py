@@ -199,3 +199,45 @@ def test_format_scans_raise_no_execution_audit_events(tmp_path: Path) -> None:
     assert [e for e in events if e not in allowed] == [], events
     assert not canary.exists()
     assert all(v == "dangerous" for v in out["verdicts"].values()), out["verdicts"]
+
+
+def test_indicator_pass_raises_no_execution_audit_events(tmp_path: Path) -> None:
+    """The tensor pass and the diff read torch checkpoints through the symbolic pickle
+    machine: a checkpoint whose data.pkl would run code is listed, never unpickled."""
+    import zipfile
+
+    canary = tmp_path / "canary"
+    model = tmp_path / "model"
+    model.mkdir()
+    evil = _pickles(canary)["exec.pkl"]
+    with zipfile.ZipFile(model / "pytorch_model.bin", "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", evil)
+        archive.writestr("archive/version", "3\n")
+    (model / "config.json").write_text('{"hidden_size": 4, "num_hidden_layers": 1}')
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text('{"hidden_size": 4, "num_hidden_layers": 1}')
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import modelguard
+        modelguard.scan({str(model)!r}, indicators=True, base={str(base)!r})
+        events = []
+        WATCH = ("exec", "pickle.find_class", "os.system", "os.exec", "os.posix_spawn",
+                 "os.spawn", "subprocess.Popen", "ctypes.", "marshal.load", "import")
+        def hook(event, args):
+            if event.startswith(WATCH):
+                events.append([event, repr(args)[:200]])
+        sys.addaudithook(hook)
+        report = modelguard.scan({str(model)!r}, indicators=True, base={str(base)!r})
+        print(json.dumps({{"events": events, "verdict": report.verdict.value}}))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["events"] == []
+    assert out["verdict"] == "dangerous"
+    assert not canary.exists()
