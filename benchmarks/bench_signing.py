@@ -49,6 +49,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The measuring helpers shared with the scan benchmark (same method: GNU time for peak RSS,
+# pyenv shims resolved, paired per-round ratios).
+from bench_scan import (
+    _parse_gnu_time_kb,
+    find_gnu_time,
+    fmt_s,
+    paired_ratio,
+    print_table,
+    resolve_executable,
+    script_python,
+)
+
 #: Bump when the model recipe changes, so that a reused ``--workdir`` is rebuilt.
 MODEL_FORMAT = 1
 SEED = 20261127
@@ -343,65 +355,6 @@ class Runner:
         return "    (no output)"
 
 
-def _parse_gnu_time_kb(path: Path, fallback: float) -> float:
-    """Peak RSS in KiB from a GNU time ``-f %M`` file (its last line; earlier lines may say
-    "Command exited with non-zero status")."""
-    try:
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-        return float(lines[-1])
-    except (OSError, ValueError, IndexError):
-        return fallback
-
-
-def find_gnu_time() -> str | None:
-    """``/usr/bin/time`` (or ``time`` on PATH) if it is GNU time, else None."""
-    for cand in ("/usr/bin/time", shutil.which("time")):
-        if not cand or not os.access(cand, os.X_OK):
-            continue
-        try:
-            res = subprocess.run(
-                [cand, "--version"], capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if "GNU" in res.stdout + res.stderr:
-            return cand
-    return None
-
-
-def resolve_executable(name: str) -> str | None:
-    """Absolute path of ``name`` on PATH, looking through pyenv shims (a shim is a bash script
-    that re-dispatches through ``pyenv exec`` and would add its cost to every run)."""
-    path = shutil.which(name)
-    if path is None:
-        return None
-    if f"{os.sep}shims{os.sep}" in path and shutil.which("pyenv"):
-        try:
-            res = subprocess.run(
-                ["pyenv", "which", name], capture_output=True, text=True, timeout=30, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return path
-        real = res.stdout.strip()
-        if res.returncode == 0 and real and os.access(real, os.X_OK):
-            return real
-    return path
-
-
-def script_python(script: str) -> str | None:
-    """The interpreter named in a console script's ``#!`` line, if it is a Python."""
-    try:
-        with open(script, "rb") as f:
-            first = f.readline(512).decode(errors="replace").strip()
-    except OSError:
-        return None
-    if first.startswith("#!") and "python" in first:
-        interp = first[2:].split()[0]
-        if os.access(interp, os.X_OK):
-            return interp
-    return None
-
-
 def child_env() -> dict[str, str]:
     """The children's environment: ours, with byte-code writing allowed.
 
@@ -552,12 +505,6 @@ class Results:
         return [float(s[metric]) for s in rows]
 
 
-def paired_ratio(num: dict[int, float], den: dict[int, float]) -> float | None:
-    """Median over rounds of ``num[r] / den[r]`` (rounds present in both), or None."""
-    ratios = [num[r] / den[r] for r in sorted(num.keys() & den.keys()) if den[r] > 0]
-    return statistics.median(ratios) if ratios else None
-
-
 #: Ratios reported: (model, numerator, denominator, gating target or None for context).
 RATIOS: tuple[tuple[str, str, str, float | None], ...] = (
     ("big", "modelguard sign", "ideal", TARGET_BIG_VS_IDEAL),
@@ -573,33 +520,9 @@ RATIOS: tuple[tuple[str, str, str, float | None], ...] = (
 )
 
 
-def fmt_s(x: float | None) -> str:
-    """Seconds with three decimals (two above 10 s)."""
-    if x is None:
-        return "-"
-    return f"{x:.3f}" if x < 10 else f"{x:.2f}"
-
-
 def fmt_ratio(x: float | None) -> str:
     """A ratio as ``1.23x``."""
     return "-" if x is None else f"{x:.3f}x"
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A plain, aligned text table (first column left-aligned, the rest right-aligned)."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
 
 
 def _log(msg: str) -> None:

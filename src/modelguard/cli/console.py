@@ -161,3 +161,18 @@ def byte_progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], No
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def write_output(path: str | None, text: str) -> bool:
+    """Write a report to `path`, or to stdout when None; return False (after saying why on
+    stderr) when the file cannot be written."""
+    if path is None:
+        write(sys.stdout, text)
+        return True
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        error(f"cannot write {path}: {exc.strerror or exc}")
+        return False
+    return True

@@ -59,16 +59,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         console.error(str(exc))
         return ExitCode.USAGE
     color = fmt is OutputFormat.TEXT and args.output is None and console.wants_color(sys.stdout)
-    text = render(report, fmt, color=color)
-    if args.output is None:
-        console.write(sys.stdout, text)
-    else:
-        try:
-            with open(args.output, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-        except OSError as exc:
-            console.error(f"cannot write {args.output}: {exc.strerror or exc}")
-            return ExitCode.USAGE
+    if not console.write_output(args.output, render(report, fmt, color=color)):
+        return ExitCode.USAGE
     if not args.quiet:
         console.write(sys.stderr, summary_line(report) + "\n")
     return exit_code(report)

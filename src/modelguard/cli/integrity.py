@@ -166,16 +166,7 @@ def _password(var: str | None) -> bytes | None:
 def _write_text(path: str | None, text: str) -> int:
     from modelguard.cli import ExitCode, console
 
-    if path is None:
-        console.write(sys.stdout, text)
-        return ExitCode.OK
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-    except OSError as exc:
-        console.error(f"cannot write {path}: {exc.strerror or exc}")
-        return ExitCode.USAGE
-    return ExitCode.OK
+    return ExitCode.OK if console.write_output(path, text) else ExitCode.USAGE
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
