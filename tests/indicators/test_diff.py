@@ -12,6 +12,7 @@ import json
 import shutil
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,6 @@ from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
 
 from modelguard.errors import SourceError
-from modelguard.indicators import _tensordiff
 from modelguard.indicators.diff import DiffResult, diff_models
 from modelguard.indicators.linalg import (
     effective_rank,
@@ -281,12 +281,11 @@ def test_second_serialisation_dropped(tmp_path: Path) -> None:
 
 @needs_minilm
 def test_large_matrix_is_sketched_by_streaming(
-    tmp_path: Path, weights: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, weights: dict[str, np.ndarray]
 ) -> None:
     assert MINILM is not None
-    monkeypatch.setattr(_tensordiff, "SVD_MEMORY_MAX_BYTES", 0)
     cand = _candidate(tmp_path, _rank1(weights, EMBED, scale=0.01))
-    result = diff_models(str(MINILM), str(cand), SETTINGS)
+    result = diff_models(str(MINILM), str(cand), replace(SETTINGS, svd_memory_max_bytes=0))
     assert "MG510" in _rules(result)
     delta = next(t for t in result.tensors if t.name == EMBED)
     assert delta.rank_energy is not None and delta.rank_energy > 0.999
@@ -348,7 +347,7 @@ def test_bfloat16_and_integer_tensors(tmp_path: Path) -> None:
     assert deltas["w"].rank_energy is not None and deltas["w"].rank_energy > 0.9
 
 
-def test_streaming_keeps_memory_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streaming_keeps_memory_bounded(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     w = rng.standard_normal((4096, 4096)).astype(np.float32)  # 64 MiB per model
     edited = w + np.outer(rng.standard_normal(4096), rng.standard_normal(4096)).astype(np.float32)
@@ -356,11 +355,12 @@ def test_streaming_keeps_memory_bounded(tmp_path: Path, monkeypatch: pytest.Monk
     save_file({"w": w, **others}, str(tmp_path / "base.safetensors"))
     save_file({"w": edited, **others}, str(tmp_path / "cand.safetensors"))  # 1 of 20 changed
     del w, edited
-    monkeypatch.setattr(_tensordiff, "SVD_MEMORY_MAX_BYTES", 1 << 20)
     tracemalloc.start()
     try:
         result = diff_models(
-            str(tmp_path / "base.safetensors"), str(tmp_path / "cand.safetensors"), SETTINGS
+            str(tmp_path / "base.safetensors"),
+            str(tmp_path / "cand.safetensors"),
+            replace(SETTINGS, svd_memory_max_bytes=1 << 20),
         )
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -2,8 +2,8 @@
 
 `compare_tensors` reads a base and a candidate tensor chunk by chunk (whole rows, two
 bounded buffers, float64 arithmetic; BF16 and FP8 decoded, integers widened) and returns a
-`TensorDelta`. A changed matrix whose float32 delta fits `SVD_MEMORY_MAX_BYTES` is collected
-during that same pass and decomposed in memory; a larger one is only flagged, and
+`TensorDelta`. A changed matrix whose float32 delta fits `svd_memory_max_bytes` (a setting) is
+collected during that same pass and decomposed in memory; a larger one is only flagged, and
 `sketch_rank_energy` later re-streams its delta as row blocks for a randomised sketch.
 Tensors whose dtype is not float-readable (quantised GGUF blocks) are compared byte for byte.
 """
@@ -27,14 +27,12 @@ from modelguard.indicators.settings import IndicatorSettings
 from modelguard.indicators.tensors import TensorRef, numpy_dtype, read_ranges
 
 __all__ = [
-    "SVD_MEMORY_MAX_BYTES",
     "TensorDelta",
     "compare_tensors",
     "matrix_shape",
     "sketch_rank_energy",
 ]
 
-SVD_MEMORY_MAX_BYTES = 64 * 1024 * 1024
 """A changed matrix whose float32 delta is at most this size is decomposed in memory; larger
 ones are sketched by streaming row blocks (4 more reads of both tensors)."""
 
@@ -205,7 +203,7 @@ def compare_tensors(
     mshape = matrix_shape(c.shape)
     cols = mshape[1] if mshape else 1
     ranked = mshape is not None and min(mshape) > settings.lowrank_rank_max
-    keep = ranked and b.numel * 4 <= min(SVD_MEMORY_MAX_BYTES, settings.svd_memory_max_bytes)
+    keep = ranked and b.numel * 4 <= settings.svd_memory_max_bytes
     # zeros: pages of unchanged chunks are never written
     dense = np.zeros(mshape, dtype=np.float32) if keep and mshape else None
     acc = _Acc()

@@ -6,9 +6,9 @@ re-serialised copy compares tensor by tensor. Each matched pair is streamed chun
 by `_tensordiff` (two bounded buffers per thread; never a whole model; bitwise-equal chunks
 skip the float work): relative Frobenius change, largest absolute change, changed rows of
 matrices. A changed matrix's delta goes through a randomised SVD (`linalg`): in memory when
-it is at most `SVD_MEMORY_MAX_BYTES` as float32 (collected during the same pass), otherwise
-sketched by re-streaming row blocks, and that only when the change is targeted (few tensors
-changed).
+it is at most the `svd_memory_max_bytes` setting as float32 (collected during the same pass),
+otherwise sketched by re-streaming row blocks, and that only when the change is targeted
+(few tensors changed).
 
 Findings point into the candidate (`display` path of the file + ``<tensor NAME>``):
 MG510 targeted low-rank edit, MG511 summary, MG512 edited embedding/output rows, MG513
@@ -29,7 +29,6 @@ from pathlib import Path
 from modelguard.errors import FormatError, SourceError
 from modelguard.formats.jsonstrict import parse_json
 from modelguard.indicators._tensordiff import (
-    SVD_MEMORY_MAX_BYTES,
     TensorDelta,
     compare_tensors,
     sketch_rank_energy,
@@ -41,7 +40,6 @@ from modelguard.rules import get_rule
 
 __all__ = [
     "AUX_FILES",
-    "SVD_MEMORY_MAX_BYTES",
     "DiffResult",
     "FileDelta",
     "TensorDelta",
