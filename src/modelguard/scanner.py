@@ -149,6 +149,48 @@ def _with_folder_findings(
     ]
 
 
+def _resolve_targets(
+    targets: Sequence[str | os.PathLike[str]],
+) -> list[tuple[Path, str]]:
+    """Return (local path, display name) for each target.
+
+    Raises:
+        SourceError: a target does not exist.
+    """
+    out: list[tuple[Path, str]] = []
+    for target in targets:
+        path = Path(target)
+        if not path.exists():
+            raise SourceError(f"no such file or directory: {os.fspath(target)}")
+        out.append((path, Path(os.fspath(target)).as_posix()))
+    return out
+
+
+def _collect(resolved: list[tuple[Path, str]], policy: Policy) -> list[tuple[Path, str]]:
+    """Return (path, display path) for every file of every resolved target, in order."""
+    entries: list[tuple[Path, str]] = []
+    for path, display in resolved:
+        entries.extend(_iter_files(path, display))
+    return entries
+
+
+def _scan_entries(
+    entries: list[tuple[Path, str]], policy: Policy, progress: Progress | None
+) -> list[FileResult]:
+    """Scan every entry and return one result per entry, in the entries' order."""
+    results: list[FileResult] = []
+    for index, (path, display) in enumerate(entries):
+        if progress is not None:
+            progress(index, len(entries), display)
+        results.append(scan_file(path, display, policy))
+    return results
+
+
+def _finish(report: ScanReport, policy: Policy) -> ScanReport:
+    """Apply what the policy says about the finished report."""
+    return report
+
+
 def scan(
     targets: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -182,17 +224,9 @@ def scan(
         policy = Policy()
     if isinstance(targets, (str, os.PathLike)):
         targets = [targets]
-    entries: list[tuple[Path, str]] = []
-    for target in targets:
-        path = Path(target)
-        if not path.exists():
-            raise SourceError(f"no such file or directory: {os.fspath(target)}")
-        entries.extend(_iter_files(path, Path(os.fspath(target)).as_posix()))
-    results: list[FileResult] = []
-    for index, (path, display) in enumerate(entries):
-        if progress is not None:
-            progress(index, len(entries), display)
-        results.append(scan_file(path, display, policy))
+    resolved = _resolve_targets(targets)
+    entries = _collect(resolved, policy)
+    results = _scan_entries(entries, policy, progress)
     results = _with_folder_findings(entries, results, policy)
     results.sort(key=lambda r: r.path)
     report = ScanReport(
@@ -201,10 +235,15 @@ def scan(
         fail_on=policy.fail_on,
         version=__version__,
     )
-    if indicators or base is not None or any(Path(t).is_dir() for t in targets):
+    if indicators or base is not None or any(path.is_dir() for path, _ in resolved):
         from modelguard.indicators import add_indicators
 
         report = add_indicators(
-            report, targets, policy, tensors=indicators, base=base, workers=workers
+            report,
+            resolved,
+            policy,
+            tensors=indicators,
+            base=base,
+            workers=workers,
         )
-    return report
+    return _finish(report, policy)

@@ -45,6 +45,14 @@ def _prefix(display: str) -> str:
     return "" if display in ("", ".") else display.rstrip("/") + "/"
 
 
+def _pair(target: str | os.PathLike[str] | tuple[Path, str]) -> tuple[Path, str]:
+    """Return (local path, display name) of a target."""
+    if isinstance(target, tuple):
+        return target
+    path = Path(target)
+    return path, path.as_posix()
+
+
 def _real_path(target: Path, display_target: str, display: str) -> Path:
     """Map a display path from the scanner back to the file on disk."""
     if not target.is_dir():
@@ -123,7 +131,7 @@ def _key(finding: Finding) -> tuple[int, tuple[str, ...], int, str, str]:
 
 def add_indicators(
     report: ScanReport,
-    targets: Sequence[str | os.PathLike[str]],
+    targets: Sequence[str | os.PathLike[str] | tuple[Path, str]],
     policy: Policy,
     *,
     tensors: bool = False,
@@ -134,7 +142,8 @@ def add_indicators(
 
     Args:
         report: the scan report of `targets`.
-        targets: the scanned paths, as given to `scan`.
+        targets: the scanned paths, as given to `scan`, or (local path, display name) pairs
+            when the report shows a target under another name (a Hub snapshot).
         policy: thresholds (`policy.indicators`) and severity overrides.
         tensors: run the tensor pass (sampled or full per `policy.indicators.mode`).
         base: a trusted base model to diff each target against.
@@ -144,9 +153,8 @@ def add_indicators(
 
     settings = policy.indicators
     extra: list[Finding] = []
-    for target in targets:
-        path = Path(target)
-        display = path.as_posix()
+    pairs = [_pair(target) for target in targets]
+    for path, display in pairs:
         prefix = _prefix(display)
         results = [r for r in report.files if r.path == display or r.path.startswith(prefix)]
         weights = _weights_files(results)
@@ -177,13 +185,12 @@ def add_indicators(
     if base is not None:
         from modelguard.indicators.diff import diff_models
 
-        for target in targets:
-            path = Path(target)
+        for path, display in pairs:
             result = diff_models(
                 os.fspath(base),
                 os.fspath(path),
                 settings,
-                display=path.as_posix(),
+                display=display,
                 workers=workers,
             )
             extra.extend(result.findings)
