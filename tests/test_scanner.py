@@ -386,6 +386,19 @@ def test_opcode_budget_covers_the_whole_file(tmp_path: Path) -> None:
     assert any("max_opcodes" in i.reason for i in result.incomplete), result.incomplete
 
 
+@pytest.mark.parametrize(
+    ("limits", "name"),
+    [(Limits(max_opcodes=3), "max_opcodes"), (Limits(max_memo=1), "max_memo")],
+)
+def test_small_limits_are_enforced_on_short_pickles(
+    tmp_path: Path, limits: Limits, name: str
+) -> None:
+    # the in-loop checks run every 4096 opcodes: a short pickle is judged at its STOP
+    data = pickle.dumps({"a": 1, "b": [1, 2, 3], "c": "x" * 10}, protocol=2)
+    result = scan_bytes(tmp_path, data, policy=Policy(limits=limits))
+    assert any(name in i.reason for i in result.incomplete), result.incomplete
+
+
 def test_protocol0_stream_that_hits_a_limit_is_not_taken_for_text(tmp_path: Path) -> None:
     text_like = b"N0" * 6000 + b"N."  # protocol 0, printable: also valid text
     policy = Policy(limits=Limits(max_opcodes=4096))

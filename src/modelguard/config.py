@@ -27,7 +27,8 @@ class Limits:
         max_ratio: decompressed size over compressed size for one member or wrapper.
         max_pickle_bytes: size of one pickle stream analysed.
         max_opcodes: opcodes executed symbolically in one pickle stream.
-        max_stack: depth of the symbolic stack (and of the mark stack).
+        max_stack: depth of the symbolic stack (and of the mark stack), checked every 4096
+            opcodes (the opcode and memo limits are also checked at each STOP).
         max_memo: entries in the symbolic memo.
         max_pickles_per_stream: pickles read one after another from one stream.
         max_header_bytes: size of a format header (NumPy, safetensors) that is parsed.

@@ -637,6 +637,15 @@ def _execute(
         elif code == 0x2E:  # STOP
             if len(stack) <= fence:
                 raise fail("STOP with an empty stack", at)
+            # The in-loop checks run every 4096 opcodes; a short pickle is judged here.
+            if ops > max_ops:
+                raise LimitExceeded(
+                    "max_opcodes", f"more than max_opcodes ({max_ops}) opcodes", base + at
+                )
+            if len(memo) > limits.max_memo:
+                raise LimitExceeded(
+                    "max_memo", f"memo larger than max_memo ({limits.max_memo})", base + at
+                )
             result.value = stack[-1]
             result.complete = True
             result.end = base + pos
