@@ -97,5 +97,6 @@ def combine_reports(verification: ScanReport, scan: ScanReport) -> ScanReport:
         fail_on=scan.fail_on,
         version=verification.version or scan.version,
         suppressed=scan.suppressed,
+        suppressions=scan.suppressions,
         notes=(*verification.notes, *scan.notes),
     )

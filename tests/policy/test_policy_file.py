@@ -19,7 +19,8 @@ def test_full_policy_file(tmp_path: Path) -> None:
     path = tmp_path / "modelguard.toml"
     path.write_text(
         'fail_on = "high"\n[allow]\n"__main__:Net" = "our model"\n'
-        '[severity]\nMG201 = "info"\n[limits]\nmax_depth = 3\n'
+        '[severity]\nMG201 = { severity = "info", reason = "we name pickles .bin" }\n'
+        "[limits]\nmax_depth = 3\n"
     )
     policy = load_policy(path)
     assert policy.fail_on is Severity.HIGH
@@ -41,8 +42,9 @@ def test_pyproject_tool_table(tmp_path: Path) -> None:
         "surprise = 1\n",
         '[allow]\n"nocolon" = "reason"\n',
         '[allow]\n"a:b" = ""\n',
-        '[severity]\nMG999 = "low"\n',
-        '[severity]\nMG001 = "low"\n',
+        '[severity]\nMG999 = { severity = "low", reason = "r" }\n',
+        '[severity]\nMG001 = { severity = "low", reason = "r" }\n',
+        '[severity]\nMG201 = "info"\n',
         "[limits]\nmax_depth = -1\n",
         "[limits]\nmax_nonsense = 1\n",
         "not toml at all [\n",

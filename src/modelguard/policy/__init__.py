@@ -4,6 +4,9 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
 `pyproject.toml`::
 
     fail_on = "medium"            # critical | high | medium | low | never
+    include = ["*.bin", "*.pt"]   # which files of a folder target are scanned (globs);
+    exclude = ["docs/**"]         # top-level keys, before any [table]. A file named as a
+                                  # target is always scanned.
 
     [allow]                       # extra allowlist entries; a reason is required
     "mypkg.utils:make_vocab" = "our own pure helper, reviewed in PR 123"
@@ -11,8 +14,18 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
     [allow_new]                   # classes allowed only when rebuilt by NEWOBJ + BUILD
     "__main__:MyNet" = "our model class in whole-model saves"
 
-    [severity]                    # per-rule overrides
-    MG201 = "info"
+    [severity]                    # per-rule overrides; a reason is required
+    MG201 = { severity = "info", reason = "our exporter names pickles .bin" }
+
+    [[suppress]]                  # drop matching findings (counted and listed in the report)
+    rule = "MG201"                # or a list of rule ids; never MG3xx (verification)
+    path = "legacy/**"            # optional glob on the display path
+    reason = "legacy exports, re-saved as safetensors in Q3"
+    expires = 2027-01-31          # optional; after it the entry stops applying (MG010)
+
+    [[trusted_signers]]           # whose signatures `verify` accepts (policy.signers)
+    kind = "key"
+    key = "keys/release.pub"
 
     [limits]                      # any field of modelguard.config.Limits
     max_depth = 10
@@ -27,29 +40,48 @@ able to relax its own scan (pass it with `--policy` to use it anyway).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
 from modelguard.config import Limits
 from modelguard.errors import ConfigError
 from modelguard.indicators.settings import IndicatorSettings
+from modelguard.policy.globs import glob_matches, parse_globs
 from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
+from modelguard.policy.signers import TrustedSigner, parse_trusted_signers
+from modelguard.policy.suppress import Suppression, parse_suppressions
 from modelguard.results import Severity
 
 __all__ = [
     "Class",
     "Policy",
     "Ruling",
+    "Suppression",
+    "TrustedSigner",
     "discover_policy_file",
+    "extend_policy",
     "load_policy",
     "parse_severity",
     "policy_inside",
 ]
 
-_KEYS = {"fail_on", "allow", "allow_new", "severity", "limits", "indicators"}
+_KEYS = {
+    "fail_on",
+    "allow",
+    "allow_new",
+    "severity",
+    "limits",
+    "indicators",
+    "suppress",
+    "include",
+    "exclude",
+    "trusted_signers",
+}
 
 
 def parse_severity(text: str) -> Severity | None:
@@ -83,6 +115,12 @@ class Policy:
         source: the file the policy came from, if any.
         ignored: a discovered policy file that was not used because it lies inside a scanned
             folder (see `load_policy`).
+        severity_reasons: why each `severity` override was made (rule id -> reason).
+        suppressions: findings to drop from reports (see `modelguard.policy.suppress`).
+        include: globs on display paths; when non-empty, only matching files of a folder
+            target are scanned.
+        exclude: globs on display paths; matching files of a folder target are not scanned.
+        trusted_signers: whose signatures `modelguard verify` accepts (any one suffices).
     """
 
     fail_on: Severity | None = Severity.MEDIUM
@@ -93,6 +131,36 @@ class Policy:
     source: str | None = None
     ignored: str | None = None
     indicators: IndicatorSettings = field(default_factory=IndicatorSettings)
+    severity_reasons: Mapping[str, str] = field(default_factory=dict)
+    suppressions: tuple[Suppression, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    trusted_signers: tuple[TrustedSigner, ...] = ()
+
+    def digest(self) -> str:
+        """Return a stable sha256 (hex) of everything that can change one file's result.
+
+        Covers the allowlist additions, severity overrides, limits and indicator settings;
+        not what only acts on the whole report (fail_on, suppressions, include/exclude,
+        trusted signers) nor where the policy came from. Equal digests mean a cached
+        per-file result is still valid (together with the file digest and the version).
+        """
+        doc = {
+            "allow": sorted(self.allow.items()),
+            "allow_new": sorted(self.allow_new.items()),
+            "severity": sorted((k, v.value) for k, v in self.severity.items()),
+            "limits": sorted(asdict(self.limits).items()),
+            "indicators": sorted(asdict(self.indicators).items()),
+        }
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def selects(self, path: str) -> bool:
+        """Return True if `include`/`exclude` let the file at display `path` (inside a folder
+        target) be scanned (globs: `modelguard.policy.globs`)."""
+        if self.include and not any(glob_matches(g, path) for g in self.include):
+            return False
+        return not any(glob_matches(g, path) for g in self.exclude)
 
     def tables(self) -> NameTables:
         """Return the name tables: the shipped ones plus this policy's allowlist entries."""
@@ -156,20 +224,7 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
         fail_on = parse_severity(raw)
     allow = _entries(doc, "allow", source)
     allow_new = _entries(doc, "allow_new", source)
-    severity: dict[str, Severity] = {}
-    raw_sev = doc.get("severity", {})
-    if not isinstance(raw_sev, dict):
-        raise ConfigError(f"{source}: [severity] must be a table of RULE = severity")
-    from modelguard.rules import RULES
-
-    for rule_id, value in raw_sev.items():
-        rule = RULES.get(str(rule_id).upper())
-        if rule is None or rule.severity is None:
-            raise ConfigError(f"{source}: [severity] names unknown or non-finding rule {rule_id}")
-        level = parse_severity(str(value))
-        if level is None:
-            raise ConfigError(f"{source}: [severity] {rule_id}: use a severity, not 'never'")
-        severity[rule.id] = level
+    severity, severity_reasons = _severities(doc, source)
     raw_limits = doc.get("limits", {})
     if not isinstance(raw_limits, dict):
         raise ConfigError(f"{source}: [limits] must be a table")
@@ -188,7 +243,80 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
         raise ConfigError(f"{source}: [indicators] must be a table")
     indicators = IndicatorSettings.from_mapping(raw_indicators, source)
     return Policy(
-        fail_on, allow, allow_new, severity, Limits(**values), source, indicators=indicators
+        fail_on,
+        allow,
+        allow_new,
+        severity,
+        Limits(**values),
+        source,
+        indicators=indicators,
+        severity_reasons=severity_reasons,
+        suppressions=parse_suppressions(doc.get("suppress", []), source),
+        include=parse_globs(doc.get("include", []), "include", source),
+        exclude=parse_globs(doc.get("exclude", []), "exclude", source),
+        trusted_signers=parse_trusted_signers(doc.get("trusted_signers", []), source),
+    )
+
+
+def _severities(
+    doc: Mapping[str, object], source: str
+) -> tuple[dict[str, Severity], dict[str, str]]:
+    """Parse `[severity]`: `RULE = { severity = "...", reason = "..." }` per entry."""
+    raw_sev = doc.get("severity", {})
+    if not isinstance(raw_sev, dict):
+        raise ConfigError(f"{source}: [severity] must be a table of RULE = {{ severity, reason }}")
+    from modelguard.rules import RULES
+
+    severity: dict[str, Severity] = {}
+    reasons: dict[str, str] = {}
+    for rule_id, value in raw_sev.items():
+        rule = RULES.get(str(rule_id).upper())
+        if rule is None or rule.severity is None:
+            raise ConfigError(f"{source}: [severity] names unknown or non-finding rule {rule_id}")
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{source}: [severity] {rule_id}: a reason is required; write "
+                f'{rule_id} = {{ severity = "{value}", reason = "why" }}'
+            )
+        unknown = set(value) - {"severity", "reason"}
+        if unknown:
+            raise ConfigError(
+                f"{source}: [severity] {rule_id}: unknown fields {', '.join(sorted(unknown))}"
+            )
+        level_text, reason = value.get("severity"), value.get("reason")
+        if not isinstance(level_text, str):
+            raise ConfigError(f"{source}: [severity] {rule_id}: severity must be a string")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"{source}: [severity] {rule_id}: a non-empty reason is required")
+        level = parse_severity(level_text)
+        if level is None:
+            raise ConfigError(f"{source}: [severity] {rule_id}: use a severity, not 'never'")
+        severity[rule.id] = level
+        reasons[rule.id] = reason.strip()
+    return severity, reasons
+
+
+def extend_policy(
+    policy: Policy,
+    *,
+    ignore: Sequence[str] = (),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> Policy:
+    """Return `policy` with command-line additions: `--ignore RULE[:GLOB]` suppressions (reason
+    "command line"), and extra include/exclude globs.
+
+    Raises:
+        ConfigError: an unknown rule, or one that may not be suppressed.
+    """
+    from modelguard.policy.suppress import parse_ignore
+
+    extra = tuple(parse_ignore(spec) for spec in ignore)
+    return replace(
+        policy,
+        suppressions=(*policy.suppressions, *extra),
+        include=(*policy.include, *parse_globs(list(include), "--include", "command line")),
+        exclude=(*policy.exclude, *parse_globs(list(exclude), "--exclude", "command line")),
     )
 
 

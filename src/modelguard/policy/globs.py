@@ -1,0 +1,83 @@
+"""Path globs of a policy (suppressions, include/exclude), matched against display paths.
+
+A glob is fnmatch-style: `*` matches any characters (`/` included), `?` one character,
+`[seq]`/`[!seq]` a set; `**/` also matches no folder at all (`a/**/x.pkl` matches `a/x.pkl`).
+It is matched against the whole display path and against each trailing part that starts at a
+folder boundary, so `model.pkl` and `sub/*.bin` match `repo/model.pkl` and `repo/sub/w.bin`
+whatever target the scan was given. A glob starting with `/` matches the whole path only.
+Matching is case-sensitive, on POSIX-style paths.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from modelguard.errors import ConfigError
+
+__all__ = ["glob_matches", "parse_globs"]
+
+
+@lru_cache(maxsize=512)
+def _compile(pattern: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if char == "*":
+            out.append(".*")
+            while i < n and pattern[i] == "*":
+                i += 1
+            continue
+        if char == "?":
+            out.append(".")
+        elif char == "[":
+            j = i + 1
+            j += pattern.startswith("!", j)
+            j += pattern.startswith("]", j)  # a leading ] is literal, as in fnmatch
+            end = pattern.find("]", j)
+            if end < 0:
+                out.append(re.escape(char))
+            else:
+                body = pattern[i + 1 : end]
+                negate = body.startswith("!")
+                body = body[1:] if negate else body
+                body = body.replace("\\", "\\\\").replace("^", "\\^")
+                out.append(f"[{'^' if negate else ''}{body}]")
+                i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def glob_matches(pattern: str, path: str) -> bool:
+    """Return True if `pattern` matches the display `path` or one of its trailing parts."""
+    if pattern.startswith("/"):
+        return _compile(pattern.lstrip("/")).match(path.lstrip("/")) is not None
+    regex = _compile(pattern)
+    if regex.match(path):
+        return True
+    start = path.find("/")
+    while start >= 0:
+        if regex.match(path, start + 1):
+            return True
+        start = path.find("/", start + 1)
+    return False
+
+
+def parse_globs(raw: object, key: str, source: str) -> tuple[str, ...]:
+    """Parse a list of globs from a policy file.
+
+    Raises:
+        ConfigError: not a list of non-empty strings.
+    """
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(g, str) and g.strip() for g in raw):
+        raise ConfigError(f"{source}: {key} must be a list of non-empty glob strings")
+    return tuple(g.strip() for g in raw)
