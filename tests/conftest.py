@@ -30,6 +30,20 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return _Lazy()
 
 
+@pytest.fixture(autouse=True)
+def _private_result_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Point the result cache at a fresh folder per test, outside every scanned folder.
+
+    The CLI caches results by default: without this, tests would share (and could be
+    answered from) the user's cache.
+    """
+    folder = tmp_path_factory.mktemp("mgcache")
+    monkeypatch.setenv("MODELGUARD_CACHE_DIR", str(folder))
+    return folder
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip tests marked `online` unless MODELGUARD_ONLINE=1 (the test machines are offline)."""
     if os.environ.get("MODELGUARD_ONLINE") == "1":

@@ -1,0 +1,367 @@
+"""The result cache: per-file scan results kept in SQLite, keyed by what the file contains.
+
+A re-scan of an unchanged model registry then costs one hash per file instead of an analysis.
+The key is (content digest, file name, modelguard version, policy digest): the analysis of a file
+depends only on its bytes, its name (the extension check, names such as ``saved_model.pb``), the
+scanner version and the policy. Results that depend on anything else are never stored:
+
+* incomplete results (a limit, a read error, a worker failure): the next run must retry them;
+* JSON documents and ONNX models: their analysis reads files beside them (the code a
+  ``config.json`` names, the shards of an index, ONNX external data), which the key cannot see.
+
+Values are the `FileResult` as JSON (never pickle); on a hit the result is re-labelled to the
+current display path. The database lives in the user cache folder (`default_cache_dir`), in WAL
+mode with a busy timeout, so concurrent runs share it. Any problem with the cache folder or
+file (missing, read-only, corrupt, locked for too long) turns the cache off for the run: the
+scan goes on without it and `ResultCache.error` says why. The cache trusts its own folder:
+whoever can write there can change results, so the folder is created private (0700) and the
+database file 0600; pass ``--no-cache`` where that folder is not trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from modelguard._version import __version__
+from modelguard.results import FileResult, Finding, Location, Severity
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from modelguard.policy import Policy
+
+__all__ = [
+    "CACHE_FILE",
+    "ResultCache",
+    "cacheable",
+    "default_cache_dir",
+    "policy_digest",
+    "result_from_dict",
+    "result_to_dict",
+]
+
+#: The database file inside the cache folder.
+CACHE_FILE = "results-v1.sqlite3"
+#: Part of every key: bump when the stored JSON changes shape.
+_SCHEMA = "1"
+_BUSY_TIMEOUT_MS = 10_000
+# Results of these formats depend on files beside the scanned one (see the module docstring).
+_CONTEXT_FORMATS = frozenset({"json"})
+_CONTEXT_PREFIXES = ("onnx",)
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS results (
+    digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    result TEXT NOT NULL,
+    stored REAL NOT NULL,
+    PRIMARY KEY (digest, name, version, policy)
+) WITHOUT ROWID
+"""
+
+
+def default_cache_dir() -> Path:
+    """Return the folder of the result cache.
+
+    ``MODELGUARD_CACHE_DIR`` when set; else the platform's user cache folder: on Linux and
+    other POSIX systems ``$XDG_CACHE_HOME/modelguard`` (default ``~/.cache/modelguard``), on
+    macOS ``~/Library/Caches/modelguard``, on Windows ``%LOCALAPPDATA%\\modelguard\\Cache``.
+    """
+    explicit = os.environ.get("MODELGUARD_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(local) / "modelguard" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "modelguard"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "modelguard"
+
+
+def policy_digest(policy: Policy) -> str:
+    """Return the part of the key that stands for the policy: `Policy.digest()`.
+
+    It covers what can change one file's result (allowlists, severity overrides, limits,
+    indicator settings), not what only gates the report (``fail_on``, suppressions), so
+    changing those keeps the cache.
+    """
+    return policy.digest()
+
+
+def cacheable(result: FileResult) -> bool:
+    """Return True when `result` may be stored: complete, and made from the file alone."""
+    if result.incomplete:
+        return False
+    return not any(f in _CONTEXT_FORMATS or f.startswith(_CONTEXT_PREFIXES) for f in result.formats)
+
+
+def _location_to_dict(loc: Location, display: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"members": list(loc.members), "offset": loc.offset}
+    if loc.path != display:
+        out["path"] = loc.path
+    return out
+
+
+def _location_from_dict(doc: Mapping[str, Any], display: str) -> Location:
+    path = doc.get("path", display)
+    members = doc["members"]
+    offset = doc["offset"]
+    if not isinstance(path, str) or not isinstance(members, list):
+        raise ValueError("bad location")
+    if offset is not None and not isinstance(offset, int):
+        raise ValueError("bad offset")
+    if not all(isinstance(m, str) for m in members):
+        raise ValueError("bad members")
+    return Location(path, tuple(members), offset)
+
+
+def result_to_dict(result: FileResult) -> dict[str, Any]:
+    """Return a complete `result` as JSON-ready data, locations relative to its own path.
+
+    Raises:
+        ValueError: the result is incomplete (incomplete results are never stored).
+    """
+    if result.incomplete:
+        raise ValueError("incomplete results are not stored")
+    return {
+        "size": result.size,
+        "formats": list(result.formats),
+        "findings": [
+            {
+                "rule": f.rule_id,
+                "severity": f.severity.value,
+                "message": f.message,
+                "location": _location_to_dict(f.location, result.path),
+                "evidence": [list(pair) for pair in f.evidence],
+            }
+            for f in result.findings
+        ],
+    }
+
+
+def result_from_dict(doc: Mapping[str, Any], display: str) -> FileResult:
+    """Rebuild a result stored by `result_to_dict`, labelled `display`.
+
+    Findings located in the stored file are moved to `display`.
+
+    Raises:
+        ValueError: the data is not a stored result (a miss for the caller).
+    """
+    try:
+        size = doc["size"]
+        formats = doc["formats"]
+        if not isinstance(size, int) or not isinstance(formats, list):
+            raise ValueError("bad result")
+        findings = []
+        for raw in doc["findings"]:
+            evidence = tuple((str(k), str(v)) for k, v in raw["evidence"])
+            message = raw["message"]
+            rule = raw["rule"]
+            if not isinstance(message, str) or not isinstance(rule, str):
+                raise ValueError("bad finding")
+            findings.append(
+                Finding(
+                    rule,
+                    Severity(raw["severity"]),
+                    message,
+                    _location_from_dict(raw["location"], display),
+                    evidence,
+                )
+            )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a stored result: {exc}") from exc
+    return FileResult(display, size, tuple(str(f) for f in formats), tuple(findings), ())
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` (mode 0600) if missing, so that SQLite never creates it wider."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    os.close(fd)
+
+
+class ResultCache:
+    """Scan results stored by content digest (see the module docstring).
+
+    Opened lazily on first use; every method is safe to call when the cache is unusable (it
+    then does nothing and `error` says why). Use as a context manager or call `close`.
+
+    Attributes:
+        directory: the cache folder.
+        error: why the cache was turned off, or None while it works.
+        hits: lookups answered from the cache in this session.
+        misses: lookups not answered.
+        stored: results written.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        """Create a cache over `directory` (default: `default_cache_dir`); nothing is opened."""
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.error: str | None = None
+        self.hits = 0
+        self.misses = 0
+        self.stored = 0
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        """Return the database file."""
+        return self.directory / CACHE_FILE
+
+    @property
+    def enabled(self) -> bool:
+        """Return False once the cache has been turned off by an error."""
+        return self.error is None
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self.error = f"{what}: {exc}"
+        self.close()
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._conn is not None or self.error is not None:
+            return self._conn
+        import sqlite3
+
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_file(self.path)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(_SCHEMA_SQL)
+            except BaseException:
+                conn.close()
+                raise
+        except (OSError, sqlite3.Error) as exc:
+            self._fail(f"cannot open the result cache {self.path}", exc)
+            return None
+        self._conn = conn
+        return conn
+
+    def open(self) -> bool:
+        """Open the database now; return False (and set `error`) when it cannot be used."""
+        return self._connect() is not None
+
+    def get_many(
+        self, keys: Sequence[tuple[str, str]], policy_key: str, displays: Sequence[str]
+    ) -> list[FileResult | None]:
+        """Look up results; one answer per key, relabelled to the matching display path.
+
+        Args:
+            keys: (content digest, file name) per file.
+            policy_key: `policy_digest` of the scan's policy.
+            displays: the display path of each file.
+
+        Returns:
+            The stored result, or None on a miss (or when the cache is off).
+        """
+        out: list[FileResult | None] = [None] * len(keys)
+        conn = self._connect()
+        if conn is None:
+            self.misses += len(keys)
+            return out
+        import sqlite3
+
+        version = _key_version()
+        try:
+            for index, ((digest, name), display) in enumerate(zip(keys, displays, strict=True)):
+                row = conn.execute(
+                    "SELECT result FROM results "
+                    "WHERE digest = ? AND name = ? AND version = ? AND policy = ?",
+                    (digest, name, version, policy_key),
+                ).fetchone()
+                if row is None:
+                    continue
+                try:
+                    out[index] = result_from_dict(json.loads(row[0]), display)
+                except ValueError:
+                    continue  # a damaged entry is a miss; the fresh result replaces it
+        except sqlite3.Error as exc:
+            self._fail("result cache read failed", exc)
+            out = [None] * len(keys)
+        found = sum(r is not None for r in out)
+        self.hits += found
+        self.misses += len(keys) - found
+        return out
+
+    def put_many(
+        self, items: Iterable[tuple[tuple[str, str], FileResult]], policy_key: str
+    ) -> None:
+        """Store results (those `cacheable` says may be stored) in one transaction.
+
+        Args:
+            items: ((content digest, file name), result) pairs.
+            policy_key: `policy_digest` of the scan's policy.
+        """
+        version = _key_version()
+        now = time.time()
+        rows = [
+            (digest, name, version, policy_key, json.dumps(result_to_dict(res)), now)
+            for (digest, name), res in items
+            if cacheable(res)
+        ]
+        if not rows:
+            return
+        conn = self._connect()
+        if conn is None:
+            return
+        import sqlite3
+
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._fail("result cache write failed", exc)
+            return
+        self.stored += len(rows)
+
+    def clear(self) -> None:
+        """Delete every stored result."""
+        conn = self._connect()
+        if conn is None:
+            return
+        import sqlite3
+
+        try:
+            conn.execute("DELETE FROM results")
+        except sqlite3.Error as exc:
+            self._fail("result cache clear failed", exc)
+
+    def close(self) -> None:
+        """Close the database (the cache reopens on next use unless it was turned off)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing must never fail a scan
+                conn.close()
+
+    def __enter__(self) -> ResultCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _key_version() -> str:
+    return f"{__version__}+cache{_SCHEMA}"
