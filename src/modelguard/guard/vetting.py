@@ -1,0 +1,290 @@
+"""What one policy-enforcing load has resolved, and what each resolved object may be used for.
+
+`_Vetting` is the policy side of `SafeUnpickler`: it resolves allowlisted names, hands out
+guarded stand-ins for the policy's conditional callables, and answers the engine's questions
+(may this be called? rebuilt by NEWOBJ? mutated by BUILD?). Objects are tracked by identity and
+kept alive for the duration of the load, so identities are not reused.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import io
+import types
+from collections.abc import Callable
+from typing import Any, cast
+
+from modelguard.guard.errors import UnsafeLoadError
+from modelguard.policy import Policy
+from modelguard.policy.names import Class, Conditional, Ruling
+
+__all__ = ["Vetting", "describe", "refuse"]
+
+_BUILTIN_DATA_TYPES = frozenset(
+    {"str", "bytes", "bytearray", "int", "float", "complex", "bool", "list", "tuple", "dict",
+     "set", "frozenset"}
+)  # fmt: skip
+# Dunder attributes that are plain data on an instance (np.vectorize keeps __name__, __doc__).
+_INERT_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
+_SCIPY_SETSTATE = ("scipy.stats.",)
+_SCRIPT_CLASS_PREFIXES = (
+    "__torch__.torch.classes.quantized.",
+    "__torch__.torch.classes.xnnpack.",
+    "__torch__.torch.classes.onednn.",
+)
+_PICKLE_LOADERS = {
+    "pickle:loads": "loads",
+    "_pickle:loads": "loads",
+    "pickle:load": "load",
+    "_pickle:load": "load",
+}
+_CLASS_TAKERS = frozenset({"copyreg:__newobj__", "copyreg:__newobj_ex__", "copyreg:_reconstructor"})
+
+
+def refuse(message: str, name: str | None = None) -> UnsafeLoadError:
+    return UnsafeLoadError(message, name=name)
+
+
+def _resolve(dotted: str) -> object:
+    """Import `module` and walk `qualname` for an allowlisted "module:qualname"."""
+    module, _, qualname = dotted.partition(":")
+    obj: object = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Vetting:
+    """What one load has resolved, and what each resolved object may be used for."""
+
+    def __init__(self, policy: Policy, options: dict[str, Any]) -> None:
+        self.policy = policy
+        self.options = options  # encoding/errors for nested pickle.loads
+        self.names: dict[int, str] = {}  # id -> "module:qualname" of resolved globals
+        self.callables: dict[int, object] = {}  # may be called (REDUCE/INST/OBJ)
+        self.classes: dict[int, object] = {}  # may be rebuilt by NEWOBJ
+        self.keep: list[object] = []  # keep guard wrappers alive while ids are in use
+
+    # -- registration -----------------------------------------------------------------
+    def add(self, obj: object, ruling: Ruling) -> object:
+        key = id(obj)
+        self.names[key] = ruling.name
+        self.keep.append(obj)
+        if not ruling.construct_only:
+            self.callables[key] = obj
+        if isinstance(obj, type):
+            self.classes[key] = obj
+        return obj
+
+    def add_guard(self, fn: Callable[..., Any], name: str) -> object:
+        self.names[id(fn)] = name
+        self.callables[id(fn)] = fn
+        self.keep.append(fn)
+        return fn
+
+    def is_global(self, obj: object) -> bool:
+        return id(obj) in self.names or isinstance(obj, (type, types.ModuleType))
+
+    # -- judging ----------------------------------------------------------------------
+    def judge(self, dotted: str, proto: int = 4) -> Ruling:
+        module, _, name = dotted.partition(":")
+        head, _, attr = name.partition(".")
+        if (
+            module == "builtins"
+            and head in _BUILTIN_DATA_TYPES
+            and attr
+            and "." not in attr
+            and not attr.startswith("_")
+        ):
+            return Ruling(Class.ALLOW, dotted, reason="method of a builtin data type")
+        return self.policy.classify(module, name, proto)
+
+    def resolve(self, module: str, name: str, proto: int) -> object:
+        """Resolve a global named by the stream, or raise `UnsafeLoadError`."""
+        ruling = self.policy.classify(module, name, proto)
+        return self.admit(ruling)
+
+    def admit(self, ruling: Ruling) -> object:
+        if ruling.klass is Class.ALLOW:
+            obj = _resolve(ruling.name)
+            if ruling.name in _CLASS_TAKERS:
+                return self.add_guard(self._class_taker(ruling.name, obj), ruling.name)
+            return self.add(obj, ruling)
+        if ruling.klass is Class.CONDITIONAL:
+            return self.add_guard(self._conditional(ruling), ruling.name)
+        if ruling.klass is Class.DENY:
+            why = f"{ruling.family}: {ruling.reason}" if ruling.reason else ruling.family
+            raise refuse(f"refused {ruling.name}: denied ({why})", ruling.name)
+        raise refuse(
+            f"refused {ruling.name}: not on the allowlist (add it to [allow] in a policy file "
+            "with a reason if you trust it)",
+            ruling.name,
+        )
+
+    # -- uses ---------------------------------------------------------------------------
+    def check_call(self, func: object, opcode: str) -> None:
+        if self.callables.get(id(func)) is func:
+            return
+        name = self.names.get(id(func))
+        if name is not None:
+            raise refuse(
+                f"refused {opcode} of {name}: allowlisted only for rebuilding by NEWOBJ "
+                "(a call would run its __init__)",
+                name,
+            )
+        raise refuse(f"refused {opcode} of {describe(func)}: not a vetted callable")
+
+    def check_class(self, cls: object, opcode: str) -> None:
+        if self.classes.get(id(cls)) is cls:
+            return
+        raise refuse(f"refused {opcode} of {describe(cls)}: not an allowlisted class")
+
+    def check_target(self, target: object, opcode: str) -> None:
+        if self.is_global(target):
+            name = self.names.get(id(target)) or describe(target)
+            raise refuse(f"refused {opcode} on {name}: it would change a global object", name)
+
+    def check_build(self, inst: object, state: object) -> None:
+        self.check_target(inst, "BUILD")
+        # BUILD calls getattr(inst, "__setstate__"): it must be the class's own, not a value
+        # planted in the instance (by an earlier BUILD or a __dict__.update in a __setstate__)
+        # or produced by a __getattr__ fallback (mapping-like classes).
+        found = inspect.getattr_static(inst, "__setstate__", None)
+        if found is not inspect.getattr_static(type(inst), "__setstate__", None) or (
+            found is None and getattr(inst, "__setstate__", None) is not None
+        ):
+            raise refuse("refused BUILD: the instance's __setstate__ is not its class's own")
+        if found is None:
+            # The default BUILD writes the state into the instance: a dunder written there
+            # (`__setstate__`, `__class__`, ...) would make a later BUILD call a stream value,
+            # or change what the object is.
+            parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+            for part in parts:
+                if isinstance(part, dict):
+                    for key in part:
+                        if _dunder(key) and key not in _INERT_DUNDERS:
+                            raise refuse(f"refused BUILD writing {key!r} into an instance")
+        if isinstance(inst, functools.partial):
+            func = state[0] if isinstance(state, tuple) and state else None
+            self.check_call(func, "functools.partial state")
+        cls = type(inst)
+        module = getattr(cls, "__module__", "") or ""
+        if module.startswith(_SCIPY_SETSTATE):
+            from modelguard.policy.states import scipy_template_ok
+
+            body = state[0] if isinstance(state, tuple) and state else state
+            template = body.get("_parse_arg_template") if isinstance(body, dict) else None
+            if template is not None and not scipy_template_ok(template):
+                raise refuse(
+                    "refused BUILD: the state's _parse_arg_template is not scipy's "
+                    "generated argument parser (rv_generic.__setstate__ exec()s it)"
+                )
+        if cls.__name__ == "ScriptObject" and module.startswith("torch"):
+            named = state[1] if isinstance(state, tuple) and len(state) == 2 else None
+            if not (isinstance(named, str) and named.startswith(_SCRIPT_CLASS_PREFIXES)):
+                raise refuse(
+                    f"refused BUILD of a torch ScriptObject naming {named!r}: not one of "
+                    "torch's quantized packed-parameter classes"
+                )
+
+    # -- guarded stand-ins for the conditional callables -------------------------------
+    def _conditional(self, ruling: Ruling) -> Callable[..., Any]:
+        kind = ruling.conditional
+        if kind is Conditional.BUFFER:
+            return io.BytesIO
+        if kind is Conditional.GETATTR:
+            return self._getattr
+        if kind is Conditional.TYPE:
+            return _type_of
+        if kind is Conditional.PARTIAL:
+            return self._partial
+        loader = _PICKLE_LOADERS.get(ruling.name)
+        if kind is Conditional.LOADER and loader is not None:
+            return self._nested_loads if loader == "loads" else self._nested_load
+        if ruling.name == "torch.storage:_load_from_bytes":
+            return self._torch_from_bytes
+        raise refuse(
+            f"refused {ruling.name}: a loader the guard cannot enforce the policy in", ruling.name
+        )
+
+    def _getattr(self, obj: object, name: object, *default: object) -> object:
+        if not isinstance(name, str):
+            raise refuse("refused getattr with a non-string attribute name")
+        base = self.names.get(id(obj))
+        if base is not None:
+            dotted = f"{base}.{name}"
+            ruling = self.judge(dotted)
+            if ruling.klass is not Class.ALLOW:
+                raise refuse(f"refused getattr reaching {dotted}: {ruling.klass.value}", dotted)
+            return self.add(getattr(obj, name, *default), ruling)
+        if self.is_global(obj) or name.startswith("__"):
+            raise refuse(f"refused getattr({describe(obj)}, {name!r})")
+        cls = type(obj)
+        ruling = self.policy.classify(cls.__module__, cls.__qualname__)
+        if ruling.klass is not Class.ALLOW:
+            raise refuse(
+                f"refused getattr of {name!r} on an instance of {ruling.name}: class not "
+                "allowlisted",
+                ruling.name,
+            )
+        # An attribute of an allowlisted instance; it is not vetted for calls.
+        return getattr(obj, name, *default)
+
+    def _partial(self, func: object, *args: object, **kwargs: object) -> object:
+        self.check_call(func, "functools.partial")
+        return functools.partial(cast(Callable[..., Any], func), *args, **kwargs)
+
+    def _nested_loads(self, data: object, **_: object) -> object:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise refuse("refused pickle.loads of a non-bytes value")
+        from modelguard.guard.unpickler import _load_with
+
+        return _load_with(io.BytesIO(bytes(data)), self.policy, self.options)
+
+    def _nested_load(self, file: object, **_: object) -> object:
+        if not isinstance(file, io.BytesIO):
+            raise refuse("refused pickle.load of anything but an in-memory buffer")
+        from modelguard.guard.unpickler import _load_with
+
+        return _load_with(file, self.policy, self.options)
+
+    def _torch_from_bytes(self, data: object) -> object:
+        # torch.storage._load_from_bytes is torch.load(BytesIO(b), weights_only=False): load
+        # the embedded checkpoint with this policy enforced instead.
+        if not isinstance(data, (bytes, bytearray)):
+            raise refuse("refused torch.storage._load_from_bytes of a non-bytes value")
+        import torch
+
+        from modelguard.guard.loaders import _enforcing_pickle_module
+
+        module = _enforcing_pickle_module(self.policy)
+        return torch.load(io.BytesIO(bytes(data)), weights_only=False, pickle_module=module)
+
+    def _class_taker(self, name: str, real: object) -> Callable[..., Any]:
+        fn = cast(Callable[..., Any], real)
+
+        def taker(cls: object, *args: object, **kwargs: object) -> object:
+            self.check_class(cls, name)
+            if name == "copyreg:_reconstructor" and args and args[0] is not object:
+                self.check_call(args[0], name)  # base.__init__(obj, state) runs
+            return fn(cls, *args, **kwargs)
+
+        return taker
+
+
+def _dunder(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("__") and key.endswith("__")
+
+
+def _type_of(*args: object) -> type:
+    if len(args) != 1:
+        raise refuse("refused type() with more than one argument (class synthesis)")
+    return type(args[0])
+
+
+def describe(obj: object) -> str:
+    if isinstance(obj, type):
+        return f"class {obj.__module__}:{obj.__qualname__}"
+    return f"a {type(obj).__module__}.{type(obj).__qualname__} value"
