@@ -13,7 +13,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelguard.policy import Policy, TrustedSigner
     from modelguard.results import ScanReport
+    from modelguard.verification import VerificationOutcome
 
 __all__ = ["add_parsers"]
 
@@ -99,7 +101,8 @@ def add_parsers(commands: Any, epilog: str) -> None:
         description="Verify a model folder or file against an OMS signature, closed-world: "
         "every signed file present and unchanged, no unsigned file, no refused link, and the "
         "signer the one you trust. Give exactly one trust: --public-key, --root-ca, or "
-        "--identity with --issuer.",
+        "--identity with --issuer; without one, the [[trusted_signers]] of the policy file "
+        "(--policy, or the discovered one) are used and any one of them may verify.",
         epilog=_VERIFY_EPILOG,
         formatter_class=raw,
     )
@@ -131,7 +134,9 @@ def add_parsers(commands: Any, epilog: str) -> None:
     verify.add_argument("--repository", metavar="ID", help="require this signed repository")
     verify.add_argument("--revision", metavar="REV", help="require this signed revision")
     verify.add_argument("--scan", action="store_true", help="also scan the model; one report")
-    verify.add_argument("--policy", metavar="FILE", help="policy file for --scan")
+    verify.add_argument(
+        "--policy", metavar="FILE", help="policy file: trusted signers, and the scan policy"
+    )
     verify.add_argument("--workers", type=int, metavar="N", help="hashing threads")
     verify.add_argument("--format", choices=_FORMATS, default="text", help="report format")
     verify.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
@@ -244,39 +249,25 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from modelguard.errors import ModelGuardError
     from modelguard.report import OutputFormat, render
     from modelguard.report.text import summary_line
-    from modelguard.verification import combine_reports, verify_report
+    from modelguard.verification import combine_reports
 
     fmt = OutputFormat(args.format)
     show = not (args.quiet or args.no_progress) and console.is_tty(sys.stderr)
+    trust_given = any(
+        value is not None for value in (args.public_key, args.root_ca, args.identity, args.issuer)
+    )
     try:
+        policy = _verify_policy(args) if args.scan or not trust_given else None
         with console.byte_progress(show, "verifying") as progress:
-            outcome = verify_report(
-                args.path,
-                args.signature,
-                public_key=args.public_key,
-                root_ca=args.root_ca,
-                subject=args.subject,
-                san=args.san,
-                fingerprint=args.fingerprint,
-                identity=args.identity,
-                issuer=args.issuer,
-                trusted_root=args.trusted_root,
-                pq_public_key=args.pq_public_key,
-                require_pq=args.require_pq,
-                allow_legacy=args.allow_legacy,
-                allow_links=args.allow_links,
-                ignore=args.ignore,
-                repository=args.repository,
-                revision=args.revision,
-                workers=args.workers,
-                progress=progress,
-            )
+            if trust_given:
+                outcome = _verify_once(args, progress, {})
+            else:
+                assert policy is not None
+                outcome = _verify_with_policy(args, progress, policy)
         report: ScanReport = outcome.report
         if args.scan:
-            from modelguard.policy import load_policy
             from modelguard.scanner import scan
 
-            policy = load_policy(args.policy, scan_targets=[args.path])
             report = combine_reports(report, scan(args.path, policy=policy))
     except ModelGuardError as exc:
         console.error(str(exc))
@@ -295,6 +286,126 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         # unsigned model exits 1 whatever the scan threshold says).
         code = max(code, exit_code(outcome.report), key=_exit_rank)
     return code
+
+
+def _verify_policy(args: argparse.Namespace) -> Policy:
+    """Load `--policy`, or discover one (never one that lies inside the model folder)."""
+    from modelguard.cli import console
+    from modelguard.policy import load_policy
+
+    if args.policy is not None:
+        return load_policy(args.policy)
+    policy = load_policy(None, scan_targets=[args.path])
+    if policy.ignored and not args.quiet:
+        console.write(
+            sys.stderr,
+            f"modelguard: warning: not using {policy.ignored}: it lies inside the model "
+            "(pass it with --policy to use it)\n",
+        )
+    return policy
+
+
+def _verify_once(
+    args: argparse.Namespace, progress: Any, trust: dict[str, Any]
+) -> VerificationOutcome:
+    """Run `verify_report` with the command line's options; `trust` overrides the trust."""
+    from modelguard.verification import verify_report
+
+    options: dict[str, Any] = {
+        "public_key": args.public_key,
+        "root_ca": args.root_ca,
+        "subject": args.subject,
+        "san": args.san,
+        "fingerprint": args.fingerprint,
+        "identity": args.identity,
+        "issuer": args.issuer,
+        "trusted_root": args.trusted_root,
+    }
+    options.update(trust)
+    return verify_report(
+        args.path,
+        args.signature,
+        **options,
+        pq_public_key=args.pq_public_key,
+        require_pq=args.require_pq,
+        allow_legacy=args.allow_legacy,
+        allow_links=args.allow_links,
+        ignore=args.ignore,
+        repository=args.repository,
+        revision=args.revision,
+        workers=args.workers,
+        progress=progress,
+    )
+
+
+def _signer_trust(signer: TrustedSigner, args: argparse.Namespace) -> dict[str, Any]:
+    """The `verify_report` trust options of one policy signer (all others cleared)."""
+    trust: dict[str, Any] = dict.fromkeys(
+        ("public_key", "root_ca", "subject", "san", "fingerprint", "identity", "issuer")
+    )
+    if signer.kind == "key":
+        trust["public_key"] = [signer.key]
+    elif signer.kind == "certificate":
+        trust["root_ca"] = list(signer.certificate_chain)
+        # The command line's pins still apply; the signer's identity pins a SAN.
+        trust.update(subject=args.subject, san=signer.identity or args.san)
+        trust["fingerprint"] = args.fingerprint
+    else:
+        trust.update(identity=signer.identity, issuer=signer.issuer)
+    return trust
+
+
+def _verify_with_policy(
+    args: argparse.Namespace, progress: Any, policy: Policy
+) -> VerificationOutcome:
+    """Verify against each of the policy's trusted signers until one verifies the signature.
+
+    A signer that did not make the signature (MG301, MG302) is skipped; the first signer that
+    verifies the signature decides, even when the model then fails (a changed file is a
+    failure whatever other signers there are). The report notes which signer it was.
+
+    Raises:
+        ConfigError: the policy names no trusted signer, or a signer's key or certificate
+            file is unusable.
+    """
+    import dataclasses
+
+    from modelguard.errors import ConfigError
+
+    where = policy.source or "the default policy"
+    if not policy.trusted_signers:
+        raise ConfigError(
+            "give a trust: --public-key, --root-ca, or --identity with --issuer, or list "
+            f"[[trusted_signers]] in the policy file (--policy); {where} has none"
+        )
+    tried: list[str] = []
+    first: VerificationOutcome | None = None
+    for number, signer in enumerate(policy.trusted_signers, 1):
+        outcome = _verify_once(args, progress, _signer_trust(signer, args))
+        failure = outcome.first_failure
+        label = f"trusted signer {number} of {where} ({signer.describe()})"
+        if outcome.verified is not None or (
+            failure is not None and failure.rule_id not in _NOT_THIS_SIGNER
+        ):
+            reason = f"; reason: {signer.reason}" if signer.reason else ""
+            verb = "verified by" if outcome.verified is not None else "signature by"
+            note = f"{verb} {label}{reason}"
+            return dataclasses.replace(
+                outcome,
+                report=dataclasses.replace(outcome.report, notes=(*outcome.report.notes, note)),
+            )
+        first = first or outcome
+        why = failure.rule_id if failure is not None else "not verified"
+        tried.append(f"{number} ({signer.describe()}): {why}")
+    assert first is not None
+    note = f"no trusted signer of {where} verified the signature: " + "; ".join(tried)
+    return dataclasses.replace(
+        first, report=dataclasses.replace(first.report, notes=(*first.report.notes, note))
+    )
+
+
+_NOT_THIS_SIGNER = frozenset({"MG301", "MG302"})
+"""Failures that mean "not made by this signer": the next trusted signer is tried."""
 
 
 def _exit_rank(code: int) -> int:
