@@ -20,6 +20,7 @@ __all__ = [
     "Location",
     "ScanReport",
     "Severity",
+    "Suppressed",
     "Verdict",
 ]
 
@@ -208,6 +209,21 @@ class FileResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A finding a policy suppression removed from the findings, kept for the record.
+
+    Attributes:
+        finding: the finding as it would have been reported.
+        reason: the suppression's reason.
+        origin: where the suppression was declared (`FILE [[suppress]] #N`, `command line`).
+    """
+
+    finding: Finding
+    reason: str
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     """All results of one scan.
 
@@ -217,6 +233,11 @@ class ScanReport:
         fail_on: the lowest severity that blocks; None means nothing blocks.
         version: the modelguard version that produced the report.
         suppressed: how many findings the policy suppressed.
+        notes: human notes about the scan as a whole.
+        suppressions: the suppressed findings, each with the reason (len == suppressed when
+            the report came from `scan`).
+        sources: for targets resolved elsewhere (`hf://org/name@main`), pairs of the target
+            as given and what was scanned (`org/name@<40-hex commit>`).
     """
 
     files: tuple[FileResult, ...]
@@ -225,6 +246,8 @@ class ScanReport:
     version: str = ""
     suppressed: int = 0
     notes: tuple[str, ...] = field(default=())
+    suppressions: tuple[Suppressed, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -1,9 +1,11 @@
 """The catalogue of rule ids: stable ids, default severities and help text.
 
 Ids are grouped by area: MG0xx the scan itself could not finish (these make a result
-incomplete rather than carrying a severity), MG1xx pickle semantics, MG2xx containers and file
+incomplete rather than carrying a severity; MG01x are findings about the policy file itself),
+MG1xx pickle semantics, MG2xx containers and file
 structure, MG3xx integrity and signatures (`modelguard verify`), MG4xx non-pickle formats and
-config-as-code, MG5xx poisoning-risk indicators (evidence, not verdicts). `modelguard explain
+config-as-code, MG5xx poisoning-risk indicators (evidence, not verdicts), MG60x the Hugging
+Face cache (MG601-MG603 incomplete, MG604 a finding). `modelguard explain
 RULE` prints `Rule.help`; SARIF carries the same text.
 """
 
@@ -89,6 +91,16 @@ RULES: dict[str, Rule] = {
             "A Git LFS pointer names content that was never downloaded. The real file is not "
             "here to be scanned, so the result is incomplete. Fetch the LFS object (git lfs "
             "pull) and scan again.",
+        ),
+        Rule(
+            "MG010",
+            "suppression-expired",
+            _L,
+            "A policy suppression has passed its expiry date and no longer applies.",
+            "A [[suppress]] entry of the policy file carries an `expires` date that has passed "
+            "(the finding names the entry, its rules, path glob and reason). The findings it "
+            "used to hide are reported again and can block. Review them: fix the artifact, or "
+            "renew the entry with a new date and an up-to-date reason.",
         ),
         Rule(
             "MG101",
@@ -891,6 +903,46 @@ RULES: dict[str, Rule] = {
             "Weights are shipped only as pickle, with no safetensors equivalent.",
             "Loading them runs the pickle machinery; a safetensors copy cannot execute code. "
             "Prefer a safetensors revision.",
+        ),
+        Rule(
+            "MG601",
+            "hf-snapshot-incomplete",
+            None,
+            "A cached Hugging Face snapshot lacks a file its commit contains.",
+            "The tree listing huggingface_hub cached for this commit names a file that is not "
+            "in the local snapshot (an interrupted or filtered download). What is missing was "
+            "not scanned, so the scan is incomplete (exit 2), never safe. Complete the "
+            "download (`hf download REPO --revision COMMIT`) and scan again.",
+        ),
+        Rule(
+            "MG602",
+            "hf-download-incomplete",
+            None,
+            "The Hugging Face cache holds an interrupted download (a `.incomplete` blob).",
+            "A `blobs/*.incomplete` file is a download that did not finish; a loader may "
+            "resume or retry it later, and its final content is unknown. The scan of this "
+            "repository is incomplete. Finish the download or delete the partial blob "
+            "(`hf cache prune`/`hf cache rm`), then scan again.",
+        ),
+        Rule(
+            "MG603",
+            "hf-cache-corrupted",
+            None,
+            "huggingface_hub reports a corrupted cache entry.",
+            "`scan_cache_dir` could not list a repository of the cache (a broken symlink, a "
+            "ref naming a missing snapshot, a stray file). Its snapshot files are still "
+            "scanned as plain folders where possible, but the audit is incomplete. Repair or "
+            "re-download the repository.",
+        ),
+        Rule(
+            "MG604",
+            "hf-blob-digest-mismatch",
+            _H,
+            "A Hugging Face cache blob does not match its digest.",
+            "LFS blobs in the cache are named by the SHA-256 of their content. This blob's "
+            "content hashes to a different value: it was modified after download (tampering "
+            "or corruption), so it is not what the Hub served for that commit. The expected "
+            "and actual digests are in the evidence. Delete the blob and download it again.",
         ),
     )
 }

@@ -12,14 +12,28 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelguard._version import __version__
-from modelguard.errors import SourceError
+from modelguard.errors import ConfigError, SourceError
 from modelguard.filescan import FileScan
 from modelguard.formats.blob import FileBlob
 from modelguard.formats.sniff import extension_claim
 from modelguard.policy import Policy
-from modelguard.results import FileResult, Incomplete, ScanReport, sorted_findings
+from modelguard.results import (
+    FileResult,
+    Finding,
+    Incomplete,
+    ScanReport,
+    Severity,
+    sorted_findings,
+)
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from modelguard.cache import ResultCache
+    from modelguard.hub import ResolvedTarget
 
 __all__ = ["Progress", "scan", "scan_file"]
 
@@ -129,16 +143,32 @@ def _iter_files(target: Path, display: str) -> Iterator[tuple[Path, str]]:
 
 
 def _with_folder_findings(
-    entries: list[tuple[Path, str]], results: list[FileResult], policy: Policy
+    entries: list[tuple[Path, str]],
+    results: list[FileResult],
+    policy: Policy,
+    *,
+    file_targets: frozenset[Path] = frozenset(),
 ) -> list[FileResult]:
-    """Add what only the whole folder shows (code beside weights, pickle beside safetensors)."""
+    """Add what only the whole folder shows (code beside weights, pickle beside safetensors).
+
+    The files of folder targets are judged together (everything in a repository comes with
+    it). Files named one by one (`file_targets`, as pre-commit passes staged files) are judged
+    per folder: a script counts only beside weights in its own folder, not because some other
+    named file somewhere in the repository is a model.
+    """
     if len(results) < 2:
         return results  # a file on its own has nothing beside it
     from modelguard.analysers.hfrepo import folder_findings
 
-    extra = folder_findings(
-        [(path, res) for (path, _), res in zip(entries, results, strict=True)], policy
-    )
+    groups: dict[Path | None, list[tuple[Path, FileResult]]] = {}
+    for (path, _), res in zip(entries, results, strict=True):
+        key = path.parent.absolute() if path in file_targets else None
+        groups.setdefault(key, []).append((path, res))
+    extra: dict[str, list[Finding]] = {}
+    for group in groups.values():
+        if len(group) > 1:
+            for shown, found in folder_findings(group, policy).items():
+                extra.setdefault(shown, []).extend(found)
     if not extra:
         return results
     return [
@@ -151,14 +181,28 @@ def _with_folder_findings(
 
 def _resolve_targets(
     targets: Sequence[str | os.PathLike[str]],
+    hub: list[ResolvedTarget] | None = None,
 ) -> list[tuple[Path, str]]:
     """Return (local path, display name) for each target.
 
+    `hf://org/name[@revision][/file]` targets resolve to their cached snapshot, displayed as
+    `org/name@<commit>`; each is also appended to `hub` (see `modelguard.hub`). A file that the
+    snapshot lacks is left out here: its incomplete result comes from the `ResolvedTarget`.
+
     Raises:
-        SourceError: a target does not exist.
+        SourceError: a target does not exist (or is not in the Hugging Face cache).
     """
     out: list[tuple[Path, str]] = []
     for target in targets:
+        if isinstance(target, str) and target.startswith("hf://"):
+            from modelguard.hub import resolve_hf_target
+
+            hit = resolve_hf_target(target)
+            if hub is not None:
+                hub.append(hit)
+            if hit.path.exists():
+                out.append((hit.path, hit.display))
+            continue
         path = Path(target)
         if not path.exists():
             raise SourceError(f"no such file or directory: {os.fspath(target)}")
@@ -166,29 +210,90 @@ def _resolve_targets(
     return out
 
 
-def _collect(resolved: list[tuple[Path, str]], policy: Policy) -> list[tuple[Path, str]]:
-    """Return (path, display path) for every file of every resolved target, in order."""
+def _collect(
+    resolved: list[tuple[Path, str]], policy: Policy, skipped: list[str] | None = None
+) -> list[tuple[Path, str]]:
+    """Return (path, display path) for every file of every resolved target, in order.
+
+    Files of a folder target that the policy's include/exclude globs leave out are not
+    returned (their display paths are appended to `skipped`); a file named as a target is
+    always scanned.
+    """
     entries: list[tuple[Path, str]] = []
     for path, display in resolved:
-        entries.extend(_iter_files(path, display))
+        if not (policy.include or policy.exclude) or not path.is_dir():
+            entries.extend(_iter_files(path, display))
+            continue
+        for entry in _iter_files(path, display):
+            if policy.selects(entry[1]):
+                entries.append(entry)
+            elif skipped is not None:
+                skipped.append(entry[1])
     return entries
 
 
 def _scan_entries(
-    entries: list[tuple[Path, str]], policy: Policy, progress: Progress | None
+    entries: list[tuple[Path, str]],
+    policy: Policy,
+    progress: Progress | None,
+    *,
+    jobs: int | None = None,
+    executor: Executor | None = None,
+    cache: ResultCache | None = None,
 ) -> list[FileResult]:
-    """Scan every entry and return one result per entry, in the entries' order."""
-    results: list[FileResult] = []
-    for index, (path, display) in enumerate(entries):
-        if progress is not None:
-            progress(index, len(entries), display)
-        results.append(scan_file(path, display, policy))
-    return results
+    """Scan every entry and return one result per entry, in the entries' order.
+
+    Serial, in worker processes or on an executor, through the result cache when given: see
+    `modelguard.parallel.scan_entries`.
+    """
+    if cache is None and executor is None and (jobs is None or jobs == 1 or len(entries) < 2):
+        results: list[FileResult] = []
+        for index, (path, display) in enumerate(entries):
+            if progress is not None:
+                progress(index, len(entries), display)
+            results.append(scan_file(path, display, policy))
+        return results
+    from modelguard.parallel import scan_entries
+
+    return scan_entries(entries, policy, progress, jobs=jobs, executor=executor, cache=cache)
 
 
-def _finish(report: ScanReport, policy: Policy) -> ScanReport:
-    """Apply what the policy says about the finished report."""
-    return report
+def _open_cache(
+    cache: bool | str | os.PathLike[str] | ResultCache | None,
+) -> tuple[ResultCache | None, bool]:
+    """Return (the cache to use, whether this scan opened it and must close it)."""
+    if cache is None or cache is False:
+        return None, False
+    from modelguard.cache import ResultCache
+
+    if isinstance(cache, ResultCache):
+        return cache, False
+    if cache is True:
+        return ResultCache(), True
+    if isinstance(cache, (str, os.PathLike)):
+        return ResultCache(cache), True
+    raise ConfigError(f"cache must be a bool, a folder or a ResultCache, not {cache!r}")
+
+
+def _finish(report: ScanReport, policy: Policy, skipped: Sequence[str] = ()) -> ScanReport:
+    """Apply what the policy says about the finished report: suppressions, and a note naming
+    the files include/exclude left out."""
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (
+            f" (+{len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        )
+        note = f"{len(skipped)} file(s) not scanned (policy include/exclude): {shown}"
+        report = replace(report, notes=(*report.notes, note))
+    if not policy.suppressions:
+        return report
+    from modelguard.policy.suppress import apply_suppressions
+
+    return apply_suppressions(
+        report,
+        policy.suppressions,
+        source=policy.source,
+        severity=policy.severity_of("MG010", Severity.LOW),
+    )
 
 
 def scan(
@@ -199,13 +304,17 @@ def scan(
     indicators: bool = False,
     base: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    jobs: int | None = None,
+    executor: Executor | None = None,
+    cache: bool | str | os.PathLike[str] | ResultCache | None = None,
 ) -> ScanReport:
     """Scan files and folders and return one report.
 
     Args:
         targets: a path or several; folders are walked recursively (VCS metadata folders
             such as `.git` are skipped; symlinks to files are followed, since loaders follow
-            them).
+            them). `hf://org/name[@revision][/file]` scans the cached snapshot, offline, as
+            `org/name@<commit>` (see `modelguard.hub`).
         policy: allowlist additions, severities, limits and fail_on; defaults when None.
         progress: called before each file with (done, total, path).
         indicators: also run the tensor pass of the poisoning-risk indicators (MG50x),
@@ -213,21 +322,45 @@ def scan(
             consistency, provenance: headers only) run on every folder target regardless.
         base: a trusted base model: report what changed in each target against it (MG51x).
         workers: threads for the tensor pass (default: one per core).
+        jobs: scan files in this many worker processes (0: one per CPU; None or 1: in this
+            process). The report is the same as a serial scan's.
+        executor: scan files on this `concurrent.futures.Executor` instead, e.g. a Dask
+            ``Client.get_executor()`` (its workers must see the same paths). Folder-level
+            steps (folder findings, indicators, suppressions) run here.
+        cache: the result cache (`modelguard.cache`): True for the default folder, a folder,
+            or a `ResultCache`; None or False (the default) scans without it. A cache that
+            cannot be used is skipped with a note in the report.
 
     Returns:
         The report; per-file problems are recorded in it, never raised.
 
     Raises:
-        SourceError: a target does not exist.
+        SourceError: a target does not exist (an `hf://` target: is not in the local cache).
+        ConfigError: both `jobs` and `executor` are given, `jobs` is negative or `cache` is
+            of a wrong type.
     """
     if policy is None:
         policy = Policy()
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
+        raise ConfigError(f"jobs must be a non-negative integer, not {jobs!r}")
+    if jobs is not None and executor is not None:
+        raise ConfigError("give jobs or executor, not both")
     if isinstance(targets, (str, os.PathLike)):
         targets = [targets]
-    resolved = _resolve_targets(targets)
-    entries = _collect(resolved, policy)
-    results = _scan_entries(entries, policy, progress)
-    results = _with_folder_findings(entries, results, policy)
+    hub: list[ResolvedTarget] = []
+    resolved = _resolve_targets(targets, hub)
+    skipped: list[str] = []
+    entries = _collect(resolved, policy, skipped)
+    result_cache, owned = _open_cache(cache)
+    try:
+        results = _scan_entries(
+            entries, policy, progress, jobs=jobs, executor=executor, cache=result_cache
+        )
+    finally:
+        if owned and result_cache is not None:
+            result_cache.close()
+    file_targets = frozenset(path for path, _ in resolved if not path.is_dir())
+    results = _with_folder_findings(entries, results, policy, file_targets=file_targets)
     results.sort(key=lambda r: r.path)
     report = ScanReport(
         files=tuple(results),
@@ -235,6 +368,13 @@ def scan(
         fail_on=policy.fail_on,
         version=__version__,
     )
+    if result_cache is not None and result_cache.error is not None:
+        note = f"result cache not used: {result_cache.error}"
+        report = replace(report, notes=(*report.notes, note))
+    if hub:
+        from modelguard.hub import with_resolved
+
+        report = with_resolved(report, hub)
     if indicators or base is not None or any(path.is_dir() for path, _ in resolved):
         from modelguard.indicators import add_indicators
 
@@ -246,4 +386,4 @@ def scan(
             base=base,
             workers=workers,
         )
-    return _finish(report, policy)
+    return _finish(report, policy, skipped)

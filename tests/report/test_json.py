@@ -64,7 +64,7 @@ def test_schema_rejects_malformed_documents(
 
 def test_top_level_and_summary() -> None:
     document = json.loads(render_json(mixed_report()))
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == "1.1"
     assert document["tool"] == {"name": "modelguard", "version": "0.0.0+test"}
     assert document["verdict"] == "dangerous"
     assert document["complete"] is False

@@ -77,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to scan")
+    scan.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="file or directory to scan, or hf://org/name[@revision][/file] (from the local "
+        "Hugging Face cache)",
+    )
     scan.add_argument("--format", choices=FORMATS, default="text", help="report format")
     scan.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     gate = scan.add_mutually_exclusive_group()
@@ -115,6 +121,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--base", metavar="BASE", help="trusted base model: report what changed against it"
     )
     scan.add_argument("--workers", type=int, metavar="N", help="threads for the tensor pass")
+    scan.add_argument(
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="scan files in N worker processes (0: one per CPU; default: in this process)",
+    )
+    scan.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not read or write the result cache (results are cached by file content)",
+    )
+    scan.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="result cache folder (default: $MODELGUARD_CACHE_DIR, else the user cache folder)",
+    )
+    scan.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="RULE[:GLOB]",
+        help="suppress RULE (at paths matching GLOB); reported as suppressed (repeatable)",
+    )
+    scan.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="scan only the files of folders that match GLOB (repeatable)",
+    )
+    scan.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip the files of folders that match GLOB (repeatable)",
+    )
+    scan.add_argument(
+        "--hf-cache",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="audit a whole Hugging Face hub cache instead of PATHs (default DIR: $HF_HUB_CACHE, "
+        "else ~/.cache/huggingface/hub); each blob is scanned once",
+    )
     scan.set_defaults(handler=_cmd_scan)
 
     explain = commands.add_parser(
@@ -150,6 +202,17 @@ def _engine() -> tuple[ScanFn, LoadPolicyFn]:
     return scan, load_policy
 
 
+def _jobs(text: str) -> int:
+    """Parse `--jobs`: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of processes (0 or more): {text!r}")
+    return value
+
+
 def _cmd_scan(args: argparse.Namespace) -> ExitCode:
     import dataclasses
 
@@ -161,6 +224,13 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
 
     fmt = OutputFormat(args.format)
     show_progress = not (args.quiet or args.no_progress) and console.is_tty(sys.stderr)
+    if (args.hf_cache is None) == (not args.paths):
+        console.error(
+            "give PATHs to scan or --hf-cache [DIR], not both"
+            if args.paths
+            else "give a PATH to scan (or --hf-cache [DIR])"
+        )
+        return ExitCode.USAGE
     try:
         scan, load_policy = _engine()
         if args.policy is None:
@@ -177,6 +247,12 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
         if args.fail_on is not None:
             fail_on = None if args.fail_on == "never" else Severity(args.fail_on)
             policy = dataclasses.replace(policy, fail_on=fail_on)
+        if args.ignore or args.include or args.exclude:
+            from modelguard.policy import extend_policy
+
+            policy = extend_policy(
+                policy, ignore=args.ignore, include=args.include, exclude=args.exclude
+            )
         if args.full:
             if not args.indicators:
                 console.error("--full needs --indicators")
@@ -185,14 +261,21 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
             policy = dataclasses.replace(policy, indicators=full)
         progress: ProgressCallback | None
         with console.progress_reporter(show_progress) as progress:
-            report = scan(
-                args.paths,
-                policy=policy,
-                progress=progress,
-                indicators=args.indicators,
-                base=args.base,
-                workers=args.workers,
-            )
+            if args.hf_cache is not None:
+                from modelguard.hub import scan_hf_cache
+
+                report = scan_hf_cache(args.hf_cache or None, policy=policy, progress=progress)
+            else:
+                report = scan(
+                    args.paths,
+                    policy=policy,
+                    progress=progress,
+                    indicators=args.indicators,
+                    base=args.base,
+                    workers=args.workers,
+                    jobs=args.jobs,
+                    cache=False if args.no_cache else (args.cache_dir or True),
+                )
     except ModelGuardError as exc:  # SourceError, ConfigError: a bad target or option
         console.error(str(exc))
         return ExitCode.USAGE

@@ -28,7 +28,7 @@ __all__ = [
     "report_to_dict",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 TOOL_NAME = "modelguard"
 
 
@@ -119,7 +119,24 @@ def report_to_dict(report: ScanReport) -> dict[str, Any]:
             "suppressed": report.suppressed,
         },
         "files": [_file_to_dict(r) for r in files],
+        # Only when something was suppressed, so reports without suppressions keep their shape.
+        **({"suppressions": _suppressions(report)} if report.suppressions else {}),
+        # Only for resolved targets (hf://...): the target as given -> the commit scanned.
+        **({"sources": _sources(report)} if report.sources else {}),
     }
+
+
+def _sources(report: ScanReport) -> list[dict[str, str]]:
+    """Return each resolved target with what was scanned for it (`org/name@<commit>`)."""
+    return [{"target": target, "resolved": resolved} for target, resolved in report.sources]
+
+
+def _suppressions(report: ScanReport) -> list[dict[str, Any]]:
+    """Return the suppressed findings, each with its suppression's reason and origin."""
+    return [
+        {**_finding_to_dict(s.finding), "reason": s.reason, "origin": s.origin}
+        for s in sorted(report.suppressions, key=lambda s: s.finding.sort_key())
+    ]
 
 
 def load_schema() -> dict[str, Any]:

@@ -22,6 +22,10 @@ Fingerprints. GitHub computes `primaryLocationLineHash` from source lines, which
 do not have, so every result carries its own `partialFingerprints` entry
 (`modelguardFingerprint/v1`, the JSON report's `fingerprint`).
 
+Suppressions. A finding a policy suppressed is still a result, with `suppressions: [{"kind":
+"external", "status": "accepted", "justification": REASON}]` (SARIF 2.1.0 §3.27.23, §3.35):
+code scanning then records it as closed rather than open, and the reason stays with it.
+
 GitHub shows at most 25,000 results per run; beyond `MAX_RESULTS` the least severe results are
 dropped and a warning notification says how many.
 """
@@ -35,7 +39,7 @@ from urllib.parse import quote
 
 from modelguard._version import __version__
 from modelguard.report.json import TOOL_NAME, fail_on_name, fingerprint
-from modelguard.results import Finding, Incomplete, Location, ScanReport, Severity
+from modelguard.results import Finding, Incomplete, Location, ScanReport, Severity, Suppressed
 from modelguard.rules import RULES, Rule
 
 __all__ = [
@@ -182,6 +186,13 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
     }
 
 
+def _suppressed_result(item: Suppressed, rule_index: int) -> dict[str, Any]:
+    out = _result(item.finding, rule_index)
+    out["suppressions"] = [{"kind": "external", "status": "accepted", "justification": item.reason}]
+    out["properties"]["suppressedBy"] = item.origin
+    return out
+
+
 def _notification(item: Incomplete, rule_index: dict[str, int]) -> dict[str, Any]:
     rule: dict[str, Any] = {"id": item.rule_id}
     if item.rule_id in rule_index:
@@ -203,8 +214,12 @@ def sarif_log(report: ScanReport, *, max_results: int = MAX_RESULTS) -> dict[str
     """
     findings = report.findings
     kept = findings[:max_results]
+    quiet = sorted(report.suppressions, key=lambda s: s.finding.sort_key())
+    quiet = quiet[: max(0, max_results - len(kept))]
     descriptors = [_rule_descriptor(RULES[rid]) for rid in sorted(RULES)]
-    unknown = sorted({f.rule_id for f in kept} - RULES.keys())
+    unknown = sorted(
+        ({f.rule_id for f in kept} | {s.finding.rule_id for s in quiet}) - RULES.keys()
+    )
     descriptors.extend(_unknown_descriptor(rid) for rid in unknown)
     rule_index = {d["id"]: i for i, d in enumerate(descriptors)}
 
@@ -243,7 +258,10 @@ def sarif_log(report: ScanReport, *, max_results: int = MAX_RESULTS) -> dict[str
             }
         ],
         "columnKind": "unicodeCodePoints",
-        "results": [_result(f, rule_index[f.rule_id]) for f in kept],
+        "results": [
+            *(_result(f, rule_index[f.rule_id]) for f in kept),
+            *(_suppressed_result(s, rule_index[s.finding.rule_id]) for s in quiet),
+        ],
         "properties": {
             "verdict": report.verdict.value,
             "complete": report.complete,
@@ -253,6 +271,11 @@ def sarif_log(report: ScanReport, *, max_results: int = MAX_RESULTS) -> dict[str
             "resultsOmitted": len(findings) - len(kept),
             "targets": list(report.targets),
             "notes": list(report.notes),
+            **(
+                {"sources": [{"target": t, "resolved": r} for t, r in report.sources]}
+                if report.sources
+                else {}
+            ),
         },
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}

@@ -238,6 +238,26 @@ def _tensor_table(report: ScanReport) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
+_SUPPRESSED_SHOWN = 20
+
+
+def _suppressed_lines(report: ScanReport) -> list[str]:
+    """Return one short line per suppressed finding (the first few), with its reason."""
+    items = sorted(report.suppressions, key=lambda s: s.finding.sort_key())
+    lines = [
+        printable(
+            f"suppressed: {s.finding.rule_id} {s.finding.severity.value} at "
+            f"{s.finding.location}: {s.reason} ({s.origin})"
+        )
+        for s in items[:_SUPPRESSED_SHOWN]
+    ]
+    if len(items) > _SUPPRESSED_SHOWN:
+        lines.append(
+            f"suppressed: ... and {len(items) - _SUPPRESSED_SHOWN} more (see --format json)"
+        )
+    return lines
+
+
 def render_text(report: ScanReport, *, color: bool = False) -> str:
     """Return the human-readable report, ending with a newline.
 
@@ -248,6 +268,9 @@ def render_text(report: ScanReport, *, color: bool = False) -> str:
     lines: list[str] = []
     for result in sorted(report.files, key=lambda r: r.path):
         lines.extend(_file_lines(result, color))
+    lines.extend(_suppressed_lines(report))
+    for target, resolved in report.sources:
+        lines.append(f"source: {printable(target)} -> {printable(resolved)}")
     for note in report.notes:
         lines.append(f"note: {printable(note)}")
     lines.extend(_tensor_table(report))
