@@ -238,6 +238,8 @@ class ScanReport:
             the report came from `scan`).
         sources: for targets resolved elsewhere (`hf://org/name@main`), pairs of the target
             as given and what was scanned (`org/name@<40-hex commit>`).
+        skipped: display paths of the files of folder targets that the policy's
+            include/exclude globs left out (not scanned), in path order.
     """
 
     files: tuple[FileResult, ...]
@@ -248,6 +250,7 @@ class ScanReport:
     notes: tuple[str, ...] = field(default=())
     suppressions: tuple[Suppressed, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[str, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:

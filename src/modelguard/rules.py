@@ -928,7 +928,8 @@ RULES: dict[str, Rule] = {
             "MG603",
             "hf-cache-corrupted",
             None,
-            "huggingface_hub reports a corrupted cache entry.",
+            "huggingface_hub reports a corrupted cache entry, or its metadata or listing cannot "
+            "be read safely.",
             "`scan_cache_dir` could not list a repository of the cache (a broken symlink, a "
             "ref naming a missing snapshot, a stray file). Its snapshot files are still "
             "scanned as plain folders where possible, but the audit is incomplete. Repair or "

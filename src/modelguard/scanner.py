@@ -211,24 +211,39 @@ def _resolve_targets(
 
 
 def _collect(
-    resolved: list[tuple[Path, str]], policy: Policy, skipped: list[str] | None = None
+    resolved: list[tuple[Path, str]],
+    policy: Policy,
+    skipped: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> list[tuple[Path, str]]:
     """Return (path, display path) for every file of every resolved target, in order.
 
     Files of a folder target that the policy's include/exclude globs leave out are not
-    returned (their display paths are appended to `skipped`); a file named as a target is
-    always scanned.
+    returned (their display paths are appended to `skipped`). The globs match the path
+    relative to the folder target, never the target's own path; a folder target whose every
+    file is left out gets a note (appended to `notes`). A file named as a target is always
+    scanned.
     """
     entries: list[tuple[Path, str]] = []
     for path, display in resolved:
         if not (policy.include or policy.exclude) or not path.is_dir():
             entries.extend(_iter_files(path, display))
             continue
+        kept = 0
+        left: list[str] = []
         for entry in _iter_files(path, display):
-            if policy.selects(entry[1]):
+            if policy.selects(entry[0].relative_to(path).as_posix()):
                 entries.append(entry)
-            elif skipped is not None:
-                skipped.append(entry[1])
+                kept += 1
+            else:
+                left.append(entry[1])
+        if skipped is not None:
+            skipped.extend(left)
+        if notes is not None and left and not kept:
+            notes.append(
+                f"{display}: all {len(left)} file(s) left out by the policy's include/exclude; "
+                "nothing in this target was scanned"
+            )
     return entries
 
 
@@ -275,15 +290,23 @@ def _open_cache(
     raise ConfigError(f"cache must be a bool, a folder or a ResultCache, not {cache!r}")
 
 
-def _finish(report: ScanReport, policy: Policy, skipped: Sequence[str] = ()) -> ScanReport:
-    """Apply what the policy says about the finished report: suppressions, and a note naming
-    the files include/exclude left out."""
+def _finish(
+    report: ScanReport,
+    policy: Policy,
+    skipped: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> ScanReport:
+    """Apply what the policy says about the finished report: suppressions, the files
+    include/exclude left out (every one in `ScanReport.skipped`, the first few in a note) and
+    `notes` (from `_collect`)."""
     if skipped:
-        shown = ", ".join(skipped[:5]) + (
-            f" (+{len(skipped) - 5} more)" if len(skipped) > 5 else ""
-        )
-        note = f"{len(skipped)} file(s) not scanned (policy include/exclude): {shown}"
-        report = replace(report, notes=(*report.notes, note))
+        names = tuple(sorted(set(skipped)))
+        more = f" (+{len(names) - 5} more: see skipped in --format json)"
+        shown = ", ".join(names[:5]) + (more if len(names) > 5 else "")
+        note = f"{len(names)} file(s) not scanned (policy include/exclude): {shown}"
+        report = replace(report, notes=(*report.notes, note, *notes), skipped=names)
+    elif notes:
+        report = replace(report, notes=(*report.notes, *notes))
     if not policy.suppressions:
         return report
     from modelguard.policy.suppress import apply_suppressions
@@ -350,7 +373,8 @@ def scan(
     hub: list[ResolvedTarget] = []
     resolved = _resolve_targets(targets, hub)
     skipped: list[str] = []
-    entries = _collect(resolved, policy, skipped)
+    left_out: list[str] = []
+    entries = _collect(resolved, policy, skipped, left_out)
     result_cache, owned = _open_cache(cache)
     try:
         results = _scan_entries(
@@ -361,6 +385,10 @@ def scan(
             result_cache.close()
     file_targets = frozenset(path for path, _ in resolved if not path.is_dir())
     results = _with_folder_findings(entries, results, policy, file_targets=file_targets)
+    if hub:  # LFS blobs of a cached snapshot must still match their SHA-256 names (MG604)
+        from modelguard.hub import with_digest_checks
+
+        results = with_digest_checks(entries, results, under=[t.display for t in hub])
     results.sort(key=lambda r: r.path)
     report = ScanReport(
         files=tuple(results),
@@ -386,4 +414,8 @@ def scan(
             base=base,
             workers=workers,
         )
-    return _finish(report, policy, skipped)
+    if hub:  # a commit-pinned hf:// target is not "resolved from a branch" (MG532)
+        from modelguard.hub import with_pinned
+
+        report = with_pinned(report, hub)
+    return _finish(report, policy, skipped, left_out)

@@ -28,11 +28,13 @@ def test_audit_whole_cache(hub_cache: HubCache) -> None:
         assert by_path[f"{old}/{name}"].verdict is Verdict.SAFE
         assert by_path[f"{new}/{name}"].verdict is Verdict.SAFE
     assert by_path[f"{new}/sub/extra.pkl"].verdict is Verdict.SAFE
-    # ... but each unique blob was scanned once: the clean pickle is shared by three files,
-    # the config by four.
+    # ... but each unique blob was scanned once per file name: the clean pickle is shared by
+    # two `model.pkl` (one scan) and `sub/extra.pkl` (its own scan: findings can depend on the
+    # name), the config by both revisions.
     assert len(seen) == len(set(seen))
-    clean_labels = {f"{old}/model.pkl", f"{new}/model.pkl", f"{new}/sub/extra.pkl"}
-    assert len(clean_labels & set(seen)) == 1
+    assert len({f"{old}/model.pkl", f"{new}/model.pkl"} & set(seen)) == 1
+    assert f"{new}/sub/extra.pkl" in seen
+    assert len({f"{old}/config.json", f"{new}/config.json"} & set(seen)) == 1
 
     evil = by_path[f"org/evil@{hub_cache.evil}/pytorch_model.bin"]
     assert evil.verdict is Verdict.DANGEROUS

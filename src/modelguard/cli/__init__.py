@@ -233,8 +233,10 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
         return ExitCode.USAGE
     try:
         scan, load_policy = _engine()
-        if args.policy is None:
-            policy = load_policy(None, scan_targets=args.paths)
+        if args.policy is None:  # hf:// targets and --hf-cache: their local folders count
+            from modelguard.hub import policy_scope
+
+            policy = load_policy(None, scan_targets=policy_scope(args.paths, args.hf_cache))
         else:
             policy = load_policy(args.policy)
         ignored = getattr(policy, "ignored", None)

@@ -12,7 +12,7 @@ runs.
 
 from __future__ import annotations
 
-from modelguard.hub.cache import relabel, scan_hf_cache
+from modelguard.hub.cache import relabel, scan_hf_cache, with_digest_checks
 from modelguard.hub.preflight import PreflightFile, PreflightReport, preflight
 from modelguard.hub.resolve import (
     HF_SCHEME,
@@ -20,7 +20,9 @@ from modelguard.hub.resolve import (
     ResolvedTarget,
     is_hf_target,
     parse_hf_spec,
+    policy_scope,
     resolve_hf_target,
+    with_pinned,
     with_resolved,
 )
 
@@ -32,9 +34,12 @@ __all__ = [
     "ResolvedTarget",
     "is_hf_target",
     "parse_hf_spec",
+    "policy_scope",
     "preflight",
     "relabel",
     "resolve_hf_target",
     "scan_hf_cache",
+    "with_digest_checks",
+    "with_pinned",
     "with_resolved",
 ]

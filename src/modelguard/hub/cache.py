@@ -1,28 +1,40 @@
 """Audit a whole Hugging Face hub cache: every repository, every cached revision.
 
 The cache is listed with `huggingface_hub.scan_cache_dir`. Snapshot files are symlinks into
-content-addressed `blobs/`, so several files (two revisions of one repository, or one file
-under two names) often share one blob: each unique blob is scanned once and its result is
-reported under every `org/name@<commit>/<file>` that points at it.
+content-addressed `blobs/`, so several revisions of one repository often share one blob: each
+unique (blob, file name) is scanned once and its result is reported under every
+`org/name@<commit>/<path>` that points at it. One blob under two different file names is scanned
+once per name, since some findings depend on the name (MG201: named .safetensors, holds pickle;
+which JSON config or template a file is).
+Each snapshot folder is also walked the way a loader sees it (links to folders followed), so a
+file huggingface_hub does not list is scanned too.
 
 Blobs whose name is a SHA-256 digest (LFS files) are hashed and must match their own name
-(MG604). Interrupted downloads (`*.incomplete`, MG602), snapshots missing files listed in the
-cached tree (MG601) and repositories huggingface_hub reports as corrupted (MG603) make the
-audit incomplete; the files of a corrupted repository are still scanned as plain folders.
+(MG604), in corrupted repositories as well. Interrupted downloads (`*.incomplete`, MG602),
+snapshots missing files listed in the cached tree (MG601) and repositories that huggingface_hub
+reports as corrupted, whose `refs/` or `trees/` metadata is not made of regular files, or whose
+listing fails (MG603) make the audit incomplete; the files of such a repository are still
+scanned as plain folders.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from modelguard._version import __version__
 from modelguard.errors import SourceError
-from modelguard.hub.resolve import missing_files, missing_results, partial_downloads
+from modelguard.hub.resolve import (
+    metadata_problem,
+    missing_files,
+    missing_results,
+    partial_downloads,
+)
 from modelguard.hub.resolve import repo_display as _repo_display
 from modelguard.policy import Policy
 from modelguard.results import (
@@ -38,7 +50,7 @@ from modelguard.results import (
 if TYPE_CHECKING:
     from modelguard.scanner import Progress
 
-__all__ = ["relabel", "scan_hf_cache"]
+__all__ = ["relabel", "scan_hf_cache", "with_digest_checks"]
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _TYPE_FOLDERS = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -77,49 +89,76 @@ class _Audit:
     """What the audit collects before scanning: labels per blob, snapshots, extra results."""
 
     def __init__(self) -> None:
-        self.labels: dict[str, list[str]] = {}  # real blob path -> display paths
+        # (real blob path, file name) -> display paths: one scan per key. What the analysers
+        # read from a path is its last component (extension, config or template name).
+        self.labels: dict[tuple[str, str], list[str]] = {}
         self.links: dict[str, Path] = {}  # display path -> snapshot file (the symlink)
         self.snapshots: list[tuple[Path, str, list[str]]] = []  # folder, base, labels
         self.extra: list[FileResult] = []
         self.sources: list[tuple[str, str]] = []
         self.plain: list[list[tuple[Path, str]]] = []  # corrupted repos' snapshots, as folders
 
-    def add_file(self, link: Path, blob: str, label: str) -> None:
-        self.labels.setdefault(blob, []).append(label)
-        self.links[label] = link
+    def add_file(self, link: Path, blob: str, base: str, rel: str) -> str:
+        label = f"{base}/{rel}"
+        if label not in self.links:
+            self.labels.setdefault((blob, rel.rsplit("/", 1)[-1]), []).append(label)
+            self.links[label] = link
+        return label
 
 
-def _list_revisions(info: object, root: Path, audit: _Audit) -> set[str]:
+def _snapshot_files(
+    audit: _Audit, snapshot: Path, base: str, listed: list[tuple[Path, str]]
+) -> list[str]:
+    """Record the files of one snapshot: those huggingface_hub listed, then every other file a
+    loader reaches (links to folders followed, as `scanner._iter_files` does); return labels."""
+    from modelguard.scanner import _iter_files
+
+    labels = [
+        audit.add_file(link, blob, base, link.relative_to(snapshot).as_posix())
+        for link, blob in listed
+    ]
+    for path, shown in _iter_files(snapshot, base):
+        if shown not in audit.links:
+            rel = shown[len(base) + 1 :]
+            labels.append(audit.add_file(path, os.path.realpath(path), base, rel))
+    return sorted(dict.fromkeys(labels))
+
+
+def _list_revisions(repos: list[Any], root: Path, audit: _Audit) -> set[str]:
     """Record every cached revision of every valid repository; return their folder names."""
     seen: set[str] = set()
-    repos = sorted(info.repos, key=lambda r: (r.repo_type, r.repo_id))  # type: ignore[attr-defined]
-    for repo in repos:
+    for repo in sorted(repos, key=lambda r: (r.repo_type, r.repo_id)):
         seen.add(repo.repo_path.name)
         shown = _repo_display(repo.repo_id, repo.repo_type)
         for revision in sorted(repo.revisions, key=lambda r: r.commit_hash):
             base = f"{shown}@{revision.commit_hash}"
-            labels: list[str] = []
-            for cached in sorted(revision.files, key=lambda f: str(f.file_path)):
-                rel = cached.file_path.relative_to(revision.snapshot_path).as_posix()
-                label = f"{base}/{rel}"
-                audit.add_file(cached.file_path, os.path.realpath(cached.blob_path), label)
-                labels.append(label)
-            audit.snapshots.append((revision.snapshot_path, base, labels))
+            snapshot = Path(revision.snapshot_path)
+            listed = [
+                (Path(f.file_path), os.path.realpath(f.blob_path))
+                for f in sorted(revision.files, key=lambda f: str(f.file_path))
+            ]
+            audit.snapshots.append((snapshot, base, _snapshot_files(audit, snapshot, base, listed)))
             for ref in sorted(revision.refs) or [revision.commit_hash]:
                 audit.sources.append((f"hf://{shown}@{quote(ref, safe='')}", base))
-            missing = missing_files(
-                repo.repo_id, repo.repo_type, revision.commit_hash, revision.snapshot_path, root
-            )
+            try:
+                missing = missing_files(
+                    repo.repo_id, repo.repo_type, revision.commit_hash, snapshot, root
+                )
+            except SourceError as exc:
+                audit.extra.append(
+                    _incomplete(f"{base}/", "MG603", f"corrupted cache entry: {exc}")
+                )
+                continue
             audit.extra.extend(missing_results(base, missing or ()))
     return seen
 
 
-def _corrupted(root: Path, valid: set[str], warnings: list[Exception], audit: _Audit) -> None:
+def _corrupted(root: Path, valid: set[str], warnings: list[str], audit: _Audit) -> None:
     """Report corrupted repositories (MG603) and queue their snapshot files for a plain scan."""
     from modelguard.scanner import _iter_files
 
-    unmatched = [str(w) for w in warnings]
-    for child in sorted(root.iterdir(), key=lambda p: p.name):
+    unmatched = list(warnings)
+    for child in _children(root):
         if child.name in valid or child.name.startswith("."):
             continue
         parsed = _folder_repo(child.name)
@@ -141,11 +180,11 @@ def _corrupted(root: Path, valid: set[str], warnings: list[Exception], audit: _A
         )
 
 
-def _digest_checks(blobs: list[str]) -> dict[str, Finding | Incomplete]:
+def _digest_checks(blobs: Iterable[str]) -> dict[str, Finding | Incomplete]:
     """Hash every blob named by a SHA-256 digest; return what is wrong, per blob."""
     from modelguard.hashing import HashTask, hash_tasks
 
-    named = [b for b in blobs if _SHA256_RE.fullmatch(os.path.basename(b))]
+    named = sorted({b for b in blobs if _SHA256_RE.fullmatch(os.path.basename(b))})
     out: dict[str, Finding | Incomplete] = {}
     for result in hash_tasks([HashTask(b, b) for b in named], "sha256"):
         expected = os.path.basename(result.name)
@@ -172,16 +211,89 @@ def _with_check(result: FileResult, problem: Finding | Incomplete | None) -> Fil
     return replace(result, incomplete=(*result.incomplete, problem))
 
 
-def _cache_info(root: Path) -> object:
+def with_digest_checks(
+    entries: Sequence[tuple[Path, str]],
+    results: Sequence[FileResult],
+    *,
+    under: Sequence[str] | None = None,
+) -> list[FileResult]:
+    """Return `results` with each SHA-256-named blob checked against its name (MG604).
+
+    `entries` are the (path, display) pairs `results` come from, in the same order; a path
+    whose real file (links followed) is named by a 64-hex digest, as Hugging Face LFS blobs
+    are, is hashed. Other files are returned unchanged.
+
+    Args:
+        entries: (path, display path) per result.
+        results: the scan results, in the order of `entries`.
+        under: check only entries whose display path is, or lies under, one of these
+            (the `org/name@<commit>` of resolved `hf://` targets); None: every entry.
+    """
+    prefixes = None if under is None else tuple(f"{u}/" for u in under)
+
+    def wanted(shown: str) -> bool:
+        return prefixes is None or shown.startswith(prefixes) or f"{shown}/" in prefixes
+
+    real = [os.path.realpath(path) if wanted(shown) else "" for path, shown in entries]
+    checks = _digest_checks(r for r in real if r)
+    if not checks:
+        return list(results)
+    return [_with_check(res, checks.get(blob)) for blob, res in zip(real, results, strict=True)]
+
+
+def _children(root: Path) -> list[Path]:
+    return sorted(root.iterdir(), key=lambda p: p.name)
+
+
+def _cache_info(root: Path, audit: _Audit) -> tuple[list[Any], list[str]]:
+    """Return (the repositories huggingface_hub lists, its warnings) for the cache `root`.
+
+    A repository whose `refs/` or `trees/` is not made of regular files is never handed to
+    huggingface_hub (it would open a FIFO there and block): it is reported corrupted (MG603)
+    and scanned as plain folders, and the other repositories are listed one by one.
+    """
+    try:
+        children = _children(root)
+    except FileNotFoundError as exc:
+        raise SourceError(f"no Hugging Face cache at {root}") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot read the Hugging Face cache {root}: {exc}") from exc
+    bad: dict[str, str] = {}
+    for child in children:
+        if _folder_repo(child.name) is not None and child.is_dir():
+            problem = metadata_problem(child)
+            if problem is not None:
+                bad[child.name] = f"{child.name}: {problem}"
+    if bad:
+        return _cache_info_by_repo(children, bad)
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        return scan_cache_dir(root)
+        info = scan_cache_dir(root)
+        return list(info.repos), [str(w) for w in info.warnings]
     except CacheNotFound as exc:
         raise SourceError(f"no Hugging Face cache at {root}") from exc
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"cannot read the Hugging Face cache {root}: {exc}") from exc
+    except Exception as exc:  # anything the library raises: every repository is then plain
+        return [], [f"huggingface_hub cannot list the cache: {type(exc).__name__}: {exc}"]
+
+
+def _cache_info_by_repo(children: list[Path], bad: dict[str, str]) -> tuple[list[Any], list[str]]:
+    """List the repositories not in `bad` one at a time (as `scan_cache_dir` does inside)."""
+    warnings = list(bad.values())
+    try:
+        from huggingface_hub.utils._cache_manager import _scan_cached_repo
+    except ImportError:  # no per-repository listing: every repository is scanned as plain
+        return [], warnings
+    repos: list[Any] = []
+    for child in children:
+        if child.name in bad or _folder_repo(child.name) is None or not child.is_dir():
+            continue
+        try:
+            repos.append(_scan_cached_repo(child))
+        except Exception as exc:  # CorruptedCacheException, or anything a damaged entry raises
+            warnings.append(f"{child}: {type(exc).__name__}: {exc}")
+    return repos, warnings
 
 
 def scan_hf_cache(
@@ -214,34 +326,38 @@ def scan_hf_cache(
 
         cache_dir = constants.HF_HUB_CACHE
     root = Path(cache_dir).expanduser().resolve()
-    info = _cache_info(root)
     audit = _Audit()
-    valid = _list_revisions(info, root, audit)
-    _corrupted(root, valid, list(info.warnings), audit)  # type: ignore[attr-defined]
-    for child in sorted(root.iterdir(), key=lambda p: p.name):
+    repos, warnings = _cache_info(root, audit)
+    valid = _list_revisions(repos, root, audit)
+    _corrupted(root, valid, warnings, audit)
+    for child in _children(root):
         parsed = _folder_repo(child.name)
         if parsed is not None and child.is_dir():
             audit.extra.extend(partial_downloads(child, _repo_display(parsed[1], parsed[0])))
 
-    blobs = sorted(audit.labels, key=lambda b: audit.labels[b][0])
+    keys = sorted(audit.labels, key=lambda k: audit.labels[k][0])
     plain = [entry for folder in audit.plain for entry in folder]
-    entries = [(Path(b), audit.labels[b][0]) for b in blobs] + plain
+    entries = [(Path(blob), audit.labels[(blob, rel)][0]) for blob, rel in keys] + plain
     scanned = scanner._scan_entries(entries, policy, progress)
-    checks = _digest_checks(blobs)
+    plain_real = [os.path.realpath(path) for path, _ in plain]
+    checks = _digest_checks([blob for blob, _ in keys] + plain_real)
     by_label: dict[str, FileResult] = {}
-    for blob, result in zip(blobs, scanned, strict=False):
-        checked = _with_check(result, checks.get(blob))
-        for label in audit.labels[blob]:
+    for key, result in zip(keys, scanned, strict=False):
+        checked = _with_check(result, checks.get(key[0]))
+        for label in audit.labels[key]:
             by_label[label] = relabel(checked, label)
     results: list[FileResult] = []
     for _folder, _base, labels in audit.snapshots:
         pairs = [(audit.links[label], label) for label in labels]
         results.extend(scanner._with_folder_findings(pairs, [by_label[x] for x in labels], policy))
-    start = len(blobs)
+    start = len(keys)
     for folder_entries in audit.plain:
-        done = scanned[start : start + len(folder_entries)]
+        done = [
+            _with_check(res, checks.get(plain_real[start - len(keys) + i]))
+            for i, res in enumerate(scanned[start : start + len(folder_entries)])
+        ]
         start += len(folder_entries)
-        results.extend(scanner._with_folder_findings(folder_entries, list(done), policy))
+        results.extend(scanner._with_folder_findings(folder_entries, done, policy))
     seen = {r.path for r in results}
     results.extend(r for r in audit.extra if r.path not in seen)
     results.sort(key=lambda r: r.path)
@@ -253,7 +369,8 @@ def scan_hf_cache(
         version=__version__,
         notes=(
             f"Hugging Face cache {root.as_posix()}: {count} cached revision(s), "
-            f"{len(blobs)} unique blob(s) scanned once for {len(by_label)} file(s)",
+            f"{len({blob for blob, _ in keys})} unique blob(s) scanned for {len(by_label)} "
+            "file(s)",
         ),
         sources=tuple(audit.sources),
     )

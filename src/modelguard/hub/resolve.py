@@ -8,13 +8,16 @@ report lie about what was checked.
 
 A snapshot that the cached tree listing (`trees/<commit>.json`) shows to be missing files, or
 whose repository holds interrupted downloads (`blobs/*.incomplete`), is an incomplete scan
-(MG601, MG602): never reported safe.
+(MG601, MG602): never reported safe. The metadata huggingface_hub opens (`refs/`, `trees/`) is
+checked with lstat first (a FIFO there would block it forever), and anything the library raises
+becomes a clean `SourceError`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,16 +25,19 @@ from typing import Any
 from urllib.parse import unquote
 
 from modelguard.errors import SourceError
-from modelguard.results import FileResult, Incomplete, Location, ScanReport
+from modelguard.results import FileResult, Finding, Incomplete, Location, ScanReport
 
 __all__ = [
     "HF_SCHEME",
     "HubSpec",
     "ResolvedTarget",
     "is_hf_target",
+    "metadata_problem",
     "parse_hf_spec",
+    "policy_scope",
     "repo_display",
     "resolve_hf_target",
+    "with_pinned",
     "with_resolved",
 ]
 
@@ -76,6 +82,8 @@ class ResolvedTarget:
         spec: the target as given.
         incomplete: results for what the snapshot lacks (MG601) or interrupted downloads of
             the repository (MG602); empty when the snapshot is known complete.
+        snapshot: the snapshot folder (`path` is a file or folder inside it for a `/path`
+            target); None when not known.
     """
 
     path: Path
@@ -86,6 +94,7 @@ class ResolvedTarget:
     repo_type: str = "model"
     spec: str = ""
     incomplete: tuple[FileResult, ...] = ()
+    snapshot: Path | None = None
 
     @property
     def note(self) -> str | None:
@@ -94,6 +103,11 @@ class ResolvedTarget:
             return None
         given = self.revision or "main (the default branch)"
         return f"{self.spec}: {given} resolved to commit {self.commit} in the local cache"
+
+    @property
+    def pinned(self) -> bool:
+        """True when the target names the commit itself (`@<40-hex>`), not a branch or tag."""
+        return self.revision is not None and COMMIT_RE.fullmatch(self.revision) is not None
 
 
 def is_hf_target(target: object) -> bool:
@@ -170,12 +184,60 @@ def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
     return Path(constants.HF_HUB_CACHE).expanduser().resolve()
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def metadata_problem(storage: Path) -> str | None:
+    """Return why the `refs/` or `trees/` metadata of a cached repository is unsafe to read.
+
+    huggingface_hub opens these files itself: a FIFO there blocks it forever, a link may lead
+    anywhere. Every entry (lstat, links not followed) must be a folder or a regular file; this
+    is checked before any huggingface_hub call touches the repository.
+
+    Returns:
+        None when the metadata is safe to hand to huggingface_hub, else the reason.
+    """
+    for top in (storage / "refs", storage / "trees"):
+        pending = [top]
+        while pending:
+            path = pending.pop()
+            shown = path.relative_to(storage).as_posix()
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                if path == top:
+                    continue
+                return f"{shown} vanished while it was checked"
+            except OSError as exc:
+                return f"{shown} cannot be checked: {exc.strerror or exc}"
+            if stat.S_ISDIR(mode):
+                try:
+                    pending.extend(path / name for name in sorted(os.listdir(path)))
+                except OSError as exc:
+                    return f"{shown} cannot be listed: {exc.strerror or exc}"
+            elif not stat.S_ISREG(mode):
+                return f"{shown} is {_kind(mode)}, not a regular file: not read"
+    return None
+
+
 def missing_files(
     repo_id: str, repo_type: str, commit: str, snapshot: Path, cache_dir: Path
 ) -> tuple[str, ...] | None:
     """Return the files the cached tree listing of `commit` names that `snapshot` lacks.
 
     Returns None when no tree listing is cached (completeness cannot be told from it).
+
+    Raises:
+        SourceError: a tree listing is cached but cannot be read (malformed, unreadable).
     """
     try:  # huggingface_hub >= 1.x keeps the tree listing; older versions cannot tell
         from huggingface_hub import get_cached_repo_tree
@@ -186,11 +248,15 @@ def missing_files(
         tree = get_cached_repo_tree(
             repo_id, repo_type=repo_type, revision=commit, cache_dir=cache_dir
         )
-    except (CachedRepoTreeNotFoundError, OSError, ValueError):
+        listed = [str(f.path) for f in tree]
+    except CachedRepoTreeNotFoundError:
         return None
-    return tuple(
-        sorted(f.path for f in tree if not snapshot.joinpath(*f.path.split("/")).is_file())
-    )
+    except Exception as exc:  # a malformed listing makes the library raise anything
+        raise SourceError(
+            f"the cached tree listing of {repo_id}@{commit} cannot be read "
+            f"({type(exc).__name__}: {exc}): completeness unknown"
+        ) from exc
+    return tuple(sorted(m for m in listed if not snapshot.joinpath(*m.split("/")).is_file()))
 
 
 def missing_results(base: str, missing: tuple[str, ...]) -> tuple[FileResult, ...]:
@@ -246,6 +312,10 @@ def resolve_hf_target(
     """
     parsed = parse_hf_spec(spec)
     root = _cache_root(cache_dir)
+    storage = root / f"{parsed.repo_type}s--{parsed.repo_id.replace('/', '--')}"
+    problem = metadata_problem(storage)
+    if problem is not None:
+        raise SourceError(f"{spec}: the cached repository {storage} is damaged: {problem}")
     from huggingface_hub import errors as hf_errors
     from huggingface_hub import snapshot_download
 
@@ -270,11 +340,12 @@ def resolve_hf_target(
             f"cache {root} (download it first, e.g. `hf download {parsed.repo_id} --revision "
             f"{shown_revision}`, or point HF_HUB_CACHE at the right cache)"
         ) from exc
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"{spec}: cannot resolve it from the cache {root}: {exc}") from exc
+    except Exception as exc:  # whatever the library raises on a damaged cache: refuse cleanly
+        raise SourceError(
+            f"{spec}: cannot resolve it from the cache {root}: {type(exc).__name__}: {exc}"
+        ) from exc
     snapshot = Path(folder)
     commit = snapshot.name
-    storage = root / f"{parsed.repo_type}s--{parsed.repo_id.replace('/', '--')}"
     # A hostile or damaged refs/ file could point anywhere: accept only a snapshot folder.
     if not COMMIT_RE.fullmatch(commit) or snapshot.parent != storage / "snapshots":
         raise SourceError(f"{spec}: the cache resolved it to {folder}, which is not a snapshot")
@@ -282,11 +353,16 @@ def resolve_hf_target(
         raise SourceError(f"{spec}: the cache returned commit {commit}")
     repo = repo_display(parsed.repo_id, parsed.repo_type)
     base = f"{repo}@{commit}"
-    missing = missing_files(parsed.repo_id, parsed.repo_type, commit, snapshot, root) or ()
+    try:
+        missing = missing_files(parsed.repo_id, parsed.repo_type, commit, snapshot, root) or ()
+    except SourceError as exc:
+        raise SourceError(f"{spec}: {exc}") from exc
     path, display = snapshot, base
     if parsed.filename is not None:
-        path, display = snapshot.joinpath(*parsed.filename.split("/")), f"{base}/{parsed.filename}"
-        missing = tuple(m for m in missing if m == parsed.filename)
+        name = parsed.filename
+        path, display = snapshot.joinpath(*name.split("/")), f"{base}/{name}"
+        # The file itself, or everything under it when it names a folder of the repository.
+        missing = tuple(m for m in missing if m == name or m.startswith(name + "/"))
         if not missing and not path.exists():
             raise SourceError(f"{spec}: no file {parsed.filename!r} in {base} (local cache)")
     incomplete = missing_results(base, missing) + partial_downloads(storage, repo)
@@ -299,7 +375,32 @@ def resolve_hf_target(
         repo_type=parsed.repo_type,
         spec=spec,
         incomplete=incomplete,
+        snapshot=snapshot,
     )
+
+
+def policy_scope(
+    targets: Sequence[str | os.PathLike[str]], hf_cache: str | None = None
+) -> list[str | os.PathLike[str]]:
+    """Return the local paths a scan of `targets` (or of the hub cache `hf_cache`) reads.
+
+    A policy discovered in the working directory must not come from inside them: each
+    `hf://` target counts as its whole cached snapshot folder, `hf_cache` ("" for the
+    default cache) as the cache folder; other targets as given.
+
+    Raises:
+        SourceError: an `hf://` target cannot be resolved from the local cache.
+    """
+    scope: list[str | os.PathLike[str]] = []
+    for target in targets:
+        if is_hf_target(target):
+            hit = resolve_hf_target(os.fspath(target))
+            scope.append(hit.snapshot if hit.snapshot is not None else hit.path)
+        else:
+            scope.append(target)
+    if hf_cache is not None:
+        scope.append(_cache_root(hf_cache or None))
+    return scope
 
 
 def with_resolved(report: ScanReport, targets: Sequence[ResolvedTarget]) -> ScanReport:
@@ -321,3 +422,33 @@ def with_resolved(report: ScanReport, targets: Sequence[ResolvedTarget]) -> Scan
     notes = tuple(dict.fromkeys((*report.notes, *(t.note for t in targets if t.note))))
     sources = tuple(dict.fromkeys((*report.sources, *((t.spec, t.display) for t in targets))))
     return replace(report, files=files, notes=notes, sources=sources)
+
+
+def with_pinned(report: ScanReport, targets: Sequence[ResolvedTarget]) -> ScanReport:
+    """Return `report` without the "resolved from a branch" MG532 of commit-pinned targets.
+
+    A target given as `hf://org/name@<commit>` is pinned whatever branches also point at that
+    commit. The pull-request-only MG532 (unreviewed content) is kept, and so is every MG532
+    of a snapshot that some other target reached through a branch or tag.
+    """
+
+    def base(t: ResolvedTarget) -> str:
+        return f"{repo_display(t.repo_id, t.repo_type)}@{t.commit}/"
+
+    pinned = {base(t) for t in targets if t.pinned} - {base(t) for t in targets if not t.pinned}
+    if not pinned:
+        return report
+
+    def unpinned_note(finding: Finding) -> bool:
+        if finding.rule_id != "MG532":
+            return False
+        refs = [r.strip() for r in finding.evidence_map.get("refs", "").split(",")]
+        return not all(ref.startswith("pr/") for ref in refs if ref)
+
+    files = tuple(
+        replace(r, findings=tuple(f for f in r.findings if not unpinned_note(f)))
+        if r.path.startswith(tuple(pinned))
+        else r
+        for r in report.files
+    )
+    return replace(report, files=files)

@@ -10,6 +10,7 @@ policy file can change it::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -19,6 +20,14 @@ from modelguard.errors import ConfigError
 __all__ = ["IndicatorSettings"]
 
 _MiB = 1024 * 1024
+
+
+def _finite(value: float) -> bool:
+    """Return True if `value` is a finite float (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,8 @@ class IndicatorSettings:
         """Return settings with the values of a policy `[indicators]` table applied.
 
         Raises:
-            ConfigError: an unknown name, or a value of the wrong type or range.
+            ConfigError: an unknown name, or a value of the wrong type or range (a threshold
+                must be a finite number: nan and inf are refused).
         """
         settings = cls()
         changes: dict[str, Any] = {}
@@ -127,8 +137,13 @@ class IndicatorSettings:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                     raise ConfigError(f"{source}: [indicators] {key} must be an integer >= 0")
             elif isinstance(default, float):
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                    raise ConfigError(f"{source}: [indicators] {key} must be a number >= 0")
+                if (
+                    not isinstance(value, (int, float))
+                    or isinstance(value, bool)
+                    or not _finite(value)  # nan/inf would disable the check
+                    or value < 0
+                ):
+                    raise ConfigError(f"{source}: [indicators] {key} must be a finite number >= 0")
                 value = float(value)
             changes[key] = value
         return replace(settings, **changes)

@@ -4,9 +4,9 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
 `pyproject.toml`::
 
     fail_on = "medium"            # critical | high | medium | low | never
-    include = ["*.bin", "*.pt"]   # which files of a folder target are scanned (globs);
-    exclude = ["docs/**"]         # top-level keys, before any [table]. A file named as a
-                                  # target is always scanned.
+    include = ["*.bin", "*.pt"]   # which files of a folder target are scanned (globs on
+    exclude = ["docs/**"]         # the path relative to the folder); top-level keys, before
+                                  # any [table]. A file named as a target is always scanned.
 
     [allow]                       # extra allowlist entries; a reason is required
     "mypkg.utils:make_vocab" = "our own pure helper, reviewed in PR 123"
@@ -14,11 +14,12 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
     [allow_new]                   # classes allowed only when rebuilt by NEWOBJ + BUILD
     "__main__:MyNet" = "our model class in whole-model saves"
 
-    [severity]                    # per-rule overrides; a reason is required
+    [severity]                    # per-rule overrides; a reason is required; never
+                                  # MG3xx or MG604 (integrity)
     MG201 = { severity = "info", reason = "our exporter names pickles .bin" }
 
     [[suppress]]                  # drop matching findings (counted and listed in the report)
-    rule = "MG201"                # or a list of rule ids; never MG3xx (verification)
+    rule = "MG201"                # or a list of rule ids; never MG3xx or MG604 (integrity)
     path = "legacy/**"            # optional glob on the display path
     reason = "legacy exports, re-saved as safetensors in Q3"
     expires = 2027-01-31          # optional; after it the entry stops applying (MG010)
@@ -34,8 +35,12 @@ A policy file is TOML, either `modelguard.toml` or the `[tool.modelguard]` table
     mode = "full"                 # any field of modelguard.indicators.settings.IndicatorSettings
 
 Discovery (`load_policy(None)`) looks only in the current working directory, and ignores a
-file found there when it lies inside a folder being scanned: a model repository must not be
-able to relax its own scan (pass it with `--policy` to use it anyway).
+file found there when it lies inside a folder being scanned, even when it is a link to a file
+outside: a model repository must not be able to relax its own scan (pass it with `--policy`
+to use it anyway).
+
+Every glob is compiled, and every value checked, when the file is read: a mistake is a
+ConfigError (exit 2 on the command line), never a surprise in the middle of a scan.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from modelguard.indicators.settings import IndicatorSettings
 from modelguard.policy.globs import glob_matches, parse_globs
 from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
 from modelguard.policy.signers import TrustedSigner, parse_trusted_signers
-from modelguard.policy.suppress import Suppression, parse_suppressions
+from modelguard.policy.suppress import Suppression, integrity_rule, parse_suppressions
 from modelguard.results import Severity
 
 __all__ = [
@@ -117,9 +122,10 @@ class Policy:
             folder (see `load_policy`).
         severity_reasons: why each `severity` override was made (rule id -> reason).
         suppressions: findings to drop from reports (see `modelguard.policy.suppress`).
-        include: globs on display paths; when non-empty, only matching files of a folder
-            target are scanned.
-        exclude: globs on display paths; matching files of a folder target are not scanned.
+        include: globs on paths relative to the folder target; when non-empty, only matching
+            files of a folder target are scanned.
+        exclude: globs on paths relative to the folder target; matching files of a folder
+            target are not scanned (they are listed in `ScanReport.skipped`).
         trusted_signers: whose signatures `modelguard verify` accepts (any one suffices).
     """
 
@@ -156,8 +162,13 @@ class Policy:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def selects(self, path: str) -> bool:
-        """Return True if `include`/`exclude` let the file at display `path` (inside a folder
-        target) be scanned (globs: `modelguard.policy.globs`)."""
+        """Return True if `include`/`exclude` let a file of a folder target be scanned.
+
+        `path` is the file's path relative to the folder target (`sub/w.bin`), never including
+        the target's own path: `exclude = ["cache/**"]` leaves out a `cache` folder inside
+        the target, not a target that lives under `/srv/cache/` (globs:
+        `modelguard.policy.globs`; a leading `/` anchors at the folder target).
+        """
         if self.include and not any(glob_matches(g, path) for g in self.include):
             return False
         return not any(glob_matches(g, path) for g in self.exclude)
@@ -180,7 +191,10 @@ class Policy:
         return classify(module, name, proto, self._tables)
 
     def severity_of(self, rule_id: str, default: Severity) -> Severity:
-        """Return the effective severity of `rule_id`."""
+        """Return the effective severity of `rule_id` (integrity rules, MG3xx and MG604, keep
+        their default whatever `severity` says)."""
+        if integrity_rule(rule_id):
+            return default
         return self.severity.get(rule_id, default)
 
 
@@ -273,6 +287,13 @@ def _severities(
         rule = RULES.get(str(rule_id).upper())
         if rule is None or rule.severity is None:
             raise ConfigError(f"{source}: [severity] names unknown or non-finding rule {rule_id}")
+        if rule.id in severity:  # `MG101` and `mg101`: the later one would silently win
+            raise ConfigError(f"{source}: [severity] names {rule.id} twice ({rule_id})")
+        if integrity_rule(rule.id):
+            raise ConfigError(
+                f"{source}: [severity] {rule_id} is an integrity failure; its severity cannot "
+                "be changed"
+            )
         if not isinstance(value, dict):
             raise ConfigError(
                 f"{source}: [severity] {rule_id}: a reason is required; write "
@@ -307,7 +328,7 @@ def extend_policy(
     "command line"), and extra include/exclude globs.
 
     Raises:
-        ConfigError: an unknown rule, or one that may not be suppressed.
+        ConfigError: an unknown rule, one that may not be suppressed, or an invalid glob.
     """
     from modelguard.policy.suppress import parse_ignore
 
@@ -343,12 +364,24 @@ def policy_inside(path: str | os.PathLike[str], targets: Sequence[str | os.PathL
 
     A policy found there came with the artifacts being scanned: a model repository could ship
     one that allowlists its own payload, so discovery must not use it.
+
+    Both where the file lies (its absolute path, links not followed: every file of a Hugging
+    Face snapshot is a link into `blobs/`) and what it resolves to are compared, each against
+    both the absolute and the resolved path of every target.
     """
-    real = Path(path).resolve()
+    name = os.fspath(path)
+    candidates = {
+        Path(os.path.abspath(name)),
+        Path(os.path.realpath(name)),
+        Path(os.path.realpath(os.path.dirname(os.path.abspath(name)))) / os.path.basename(name),
+    }
     for target in targets:
-        root = Path(target).resolve()
-        if real == root or (root.is_dir() and real.is_relative_to(root)):
-            return True
+        given = os.fspath(target)
+        is_dir = os.path.isdir(given)
+        for root in {Path(os.path.abspath(given)), Path(os.path.realpath(given))}:
+            for candidate in candidates:
+                if candidate == root or (is_dir and candidate.is_relative_to(root)):
+                    return True
     return False
 
 

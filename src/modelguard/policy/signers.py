@@ -89,8 +89,11 @@ def _text(entry: Mapping[str, object], key: str, where: str) -> str:
     return value.strip()
 
 
-def _absolute(path: str, base: Path) -> str:
-    given = Path(path).expanduser()
+def _absolute(path: str, base: Path, where: str) -> str:
+    try:
+        given = Path(path).expanduser()
+    except RuntimeError as exc:  # `~user/...` for an unknown user, or no home directory
+        raise ConfigError(f"{where}: cannot expand {path!r} ({exc})") from None
     return str(given if given.is_absolute() else (base / given).resolve())
 
 
@@ -103,7 +106,8 @@ def parse_trusted_signers(raw: object, source: str) -> tuple[TrustedSigner, ...]
 
     Raises:
         ConfigError: not an array of tables, an unknown kind or field, a field that does not
-            belong to the kind, or a missing required field.
+            belong to the kind, a missing required field, or a `~user` path that cannot be
+            expanded.
     """
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: trusted_signers must be an array of tables")
@@ -140,11 +144,13 @@ def parse_trusted_signers(raw: object, source: str) -> tuple[TrustedSigner, ...]
                 or not all(isinstance(p, str) and p.strip() for p in raw_chain)
             ):
                 raise ConfigError(f"{where}: certificate_chain must be a list of file paths")
-            chain = tuple(_absolute(p.strip(), base) for p in raw_chain)
+            chain = tuple(_absolute(p.strip(), base, where) for p in raw_chain)
         out.append(
             TrustedSigner(
                 kind=cast(SignerKind, kind),
-                key=_absolute(_text(entry, "key", where), base) if "key" in entry else None,
+                key=(
+                    _absolute(_text(entry, "key", where), base, where) if "key" in entry else None
+                ),
                 certificate_chain=chain,
                 identity=_text(entry, "identity", where) if "identity" in entry else None,
                 issuer=_text(entry, "issuer", where) if "issuer" in entry else None,

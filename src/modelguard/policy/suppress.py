@@ -10,9 +10,11 @@
 
 A suppressed finding leaves the findings (so it neither blocks nor changes a verdict) and is
 counted and listed in the report with its reason. An expired entry stops applying and is itself
-reported (MG010, naming the entry). Suppressions never touch verification failures (MG3xx) nor
+reported (MG010, naming the entry). Suppressions never touch integrity failures (MG3xx
+verification, MG604 a Hugging Face cache blob whose content does not match its digest) nor
 incomplete results (MG0xx are not findings): a scan that could not finish is never made to
-look complete. `--ignore RULE[:GLOB]` on the command line adds an entry with reason
+look complete. A policy naming one of them is refused (ConfigError), and so is a path glob
+that does not compile. `--ignore RULE[:GLOB]` on the command line adds an entry with reason
 "command line".
 """
 
@@ -23,18 +25,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from modelguard.errors import ConfigError
-from modelguard.policy.globs import glob_matches
+from modelguard.policy.globs import check_glob, glob_matches
 from modelguard.results import FileResult, Finding, Location, ScanReport, Severity, Suppressed
 
 __all__ = [
+    "INTEGRITY_RULES",
     "Suppression",
     "apply_suppressions",
+    "integrity_rule",
     "parse_ignore",
     "parse_suppressions",
     "suppressible",
 ]
 
 _FIELDS = {"rule", "path", "reason", "expires"}
+
+INTEGRITY_RULES = frozenset({"MG604"})
+"""Integrity rules outside MG3xx: like MG3xx, never suppressed nor severity-overridden."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,14 @@ class Suppression:
         return text
 
 
+def integrity_rule(rule_id: str) -> bool:
+    """Return True for integrity failures (MG3xx verification, MG604 cache blob digest)."""
+    return rule_id.startswith("MG3") or rule_id in INTEGRITY_RULES
+
+
 def suppressible(rule_id: str) -> bool:
-    """Return False for rules no suppression may touch (MG0xx incompletes, MG3xx integrity)."""
-    return not rule_id.startswith(("MG0", "MG3"))
+    """Return False for rules no suppression may touch (MG0xx incompletes, integrity)."""
+    return not rule_id.startswith("MG0") and not integrity_rule(rule_id)
 
 
 def _rule_ids(raw: object, where: str) -> tuple[str, ...]:
@@ -90,9 +102,10 @@ def _rule_ids(raw: object, where: str) -> tuple[str, ...]:
         rule = RULES.get(rule_id)
         if rule is None:
             raise ConfigError(f"{where}: unknown rule {value!r}")
-        if rule_id.startswith("MG3"):
+        if integrity_rule(rule_id):
+            kind = "a verification" if rule_id.startswith("MG3") else "an integrity"
             raise ConfigError(
-                f"{where}: {rule_id} is a verification failure and cannot be suppressed "
+                f"{where}: {rule_id} is {kind} failure and cannot be suppressed "
                 "(fix the signature or the files instead)"
             )
         if rule_id.startswith("MG01"):
@@ -123,8 +136,9 @@ def parse_suppressions(raw: object, source: str) -> tuple[Suppression, ...]:
     """Parse the `[[suppress]]` array of a policy file.
 
     Raises:
-        ConfigError: malformed entry, missing reason, unknown rule, or a rule that may not be
-            suppressed (MG3xx verification, MG0xx incomplete).
+        ConfigError: malformed entry, missing reason, unknown rule, a rule that may not be
+            suppressed (MG3xx verification, MG604 integrity, MG0xx incomplete) or an invalid
+            path glob.
     """
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: suppress must be an array of tables ([[suppress]])")
@@ -149,7 +163,7 @@ def parse_suppressions(raw: object, source: str) -> tuple[Suppression, ...]:
             Suppression(
                 _rule_ids(entry["rule"], origin),
                 reason.strip(),
-                path.strip() if isinstance(path, str) else None,
+                check_glob(path.strip(), f"{origin}: path") if isinstance(path, str) else None,
                 expires,
                 origin,
             )
@@ -161,13 +175,14 @@ def parse_ignore(spec: str) -> Suppression:
     """Parse a command-line `--ignore RULE[:GLOB]` into a suppression ("command line").
 
     Raises:
-        ConfigError: unknown rule or one that may not be suppressed.
+        ConfigError: unknown rule, one that may not be suppressed, or an invalid glob.
     """
     rule, colon, glob = spec.partition(":")
     where = f"--ignore {spec}"
     if colon and not glob.strip():
         raise ConfigError(f"{where}: empty glob after ':'")
-    return Suppression(_rule_ids(rule, where), "command line", glob.strip() or None, None, where)
+    path = check_glob(glob.strip(), where) if glob.strip() else None
+    return Suppression(_rule_ids(rule, where), "command line", path, None, where)
 
 
 def _expired_finding(entry: Suppression, source: str, severity: Severity) -> Finding:

@@ -123,6 +123,8 @@ def report_to_dict(report: ScanReport) -> dict[str, Any]:
         **({"suppressions": _suppressions(report)} if report.suppressions else {}),
         # Only for resolved targets (hf://...): the target as given -> the commit scanned.
         **({"sources": _sources(report)} if report.sources else {}),
+        # Only when include/exclude left files of a folder target out: every one, by path.
+        **({"skipped": list(report.skipped)} if report.skipped else {}),
     }
 
 

@@ -276,6 +276,8 @@ def sarif_log(report: ScanReport, *, max_results: int = MAX_RESULTS) -> dict[str
                 if report.sources
                 else {}
             ),
+            # Files the policy's include/exclude left out (not scanned), when there are some.
+            **({"skipped": list(report.skipped)} if report.skipped else {}),
         },
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
