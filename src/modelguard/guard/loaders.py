@@ -80,8 +80,54 @@ def _import_torch() -> Any:
     return torch
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    # st_ctime_ns changes on every write and cannot be set back by the writer (os.utime sets
+    # atime/mtime only), so a same-size rewrite with the mtime restored is still noticed.
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def is_torchscript_archive(source: IO[bytes] | bytes) -> bool:
+    """Is this a TorchScript zip (torch.load would hand it to torch.jit.load, running its code)?
+
+    torch decides by a `constants.pkl` record under the archive's top folder; so does this.
+    A file object is read from its current position and put back there.
+    """
+    import io
+    import zipfile
+
+    if isinstance(source, (bytes, bytearray)):
+        handle: IO[bytes] = io.BytesIO(bytes(source))
+        start = 0
+    else:
+        handle = source
+        start = handle.tell()
+    try:
+        if not zipfile.is_zipfile(handle):
+            return False
+        handle.seek(start)
+        with zipfile.ZipFile(handle) as archive:
+            names = archive.namelist()
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    finally:
+        handle.seek(start)
+    return any(name.partition("/")[2] == "constants.pkl" for name in names)
+
+
+def _refuse_torchscript(source: IO[bytes] | Path, path: Path) -> None:
+    from modelguard.guard.errors import UnsafeLoadError
+
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            scripted = is_torchscript_archive(handle)
+    else:
+        scripted = is_torchscript_archive(source)
+    if scripted:
+        raise UnsafeLoadError(
+            f"refused {path}: a TorchScript archive; torch.load(weights_only=False) would hand "
+            "it to torch.jit.load, which runs the archive's code. Load it with torch.jit.load "
+            "yourself if you trust it."
+        )
 
 
 def _refusal(torch: Any, path: Path, exc: BaseException) -> WeightsOnlyRefusal:
@@ -128,6 +174,8 @@ def _load(
     policy: Policy | None = None,
 ) -> Any:
     load = kwargs.pop("_torch_load", None) or torch.load
+    if not weights_only:
+        _refuse_torchscript(source, path)
     if not weights_only and "pickle_module" not in kwargs:
         # The caller opted out of torch's weights-only unpickler: enforce modelguard's
         # allowlist at load time instead of trusting the file.
@@ -186,7 +234,14 @@ def torch_load(
         if _identity(os.stat(file_path)) != before:
             raise FileChangedError(f"{file_path}: changed while it was being scanned")
         source = file_path if kwargs.get("mmap") else handle
-        return _load(torch, source, file_path, weights_only, kwargs, policy)
+        loaded = _load(torch, source, file_path, weights_only, kwargs, policy)
+        # Checked again after the load: a rewrite during the load (or of the mmapped path)
+        # would have handed torch bytes that were never scanned.
+        if _identity(os.fstat(handle.fileno())) != before or (
+            _identity(os.stat(file_path)) != before
+        ):
+            raise FileChangedError(f"{file_path}: changed while it was being loaded")
+        return loaded
 
 
 def _has_safetensors(folder: Path) -> bool:

@@ -15,8 +15,15 @@ the scanner judges with, and checks how each resolved object is used:
   instance or produced by `__getattr__`), may not write dunders into an instance, and the
   states of the few classes whose `__setstate__` runs code are checked as the scanner checks
   them (scipy argument templates, torch ScriptObject class names);
+* allowlisted helpers that call one of their arguments (`_rebuild_from_type_v2`, the numpy
+  random ctors, dill's `_create_array`, ...: `policy.names.CALLEE_ARGS`) accept only vetted
+  callables and allowlisted classes there; a getattr default must be inert or vetted, and
+  getattr on an instance never reads a private attribute;
+* TorchScript names (`__torch__...`) are never imported, and a name matched by an allowlist
+  pattern is imported only from a compiled extension module; import failures are refusals;
 * `torch.storage._load_from_bytes` (plain-pickled tensors) loads the embedded checkpoint with
-  the same policy enforced;
+  the same policy enforced, and refuses TorchScript archives (torch.load would hand them to
+  torch.jit.load, which runs their code);
 * extension codes (copyreg registry) are resolved through the same check, never from the
   process-wide cache; persistent ids are refused unless a subclass defines `persistent_load`.
 
@@ -69,6 +76,7 @@ def _make_engine(base: type[Any]) -> type[Any]:
 
         def load_reduce(self) -> None:
             self._vet.check_call(self.stack[-2], "REDUCE")
+            self._vet.check_callees(self.stack[-2], self.stack[-1])
             base.load_reduce(self)
 
         def _instantiate(self, klass: object, args: list[object]) -> None:
@@ -76,6 +84,7 @@ def _make_engine(base: type[Any]) -> type[Any]:
                 self._vet.check_class(klass, "INST/OBJ")  # klass.__new__(klass) only
             else:
                 self._vet.check_call(klass, "INST/OBJ")
+                self._vet.check_callees(klass, args)
             base._instantiate(self, klass, args)
 
         def load_newobj(self) -> None:

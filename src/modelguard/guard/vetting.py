@@ -18,14 +18,12 @@ from typing import Any, cast
 
 from modelguard.guard.errors import UnsafeLoadError
 from modelguard.policy import Policy
-from modelguard.policy.names import Class, Conditional, Ruling
+from modelguard.policy.names import CALLEE_ARGS, Class, Conditional, Ruling, builtin_method
 
 __all__ = ["Vetting", "describe", "refuse"]
 
-_BUILTIN_DATA_TYPES = frozenset(
-    {"str", "bytes", "bytearray", "int", "float", "complex", "bool", "list", "tuple", "dict",
-     "set", "frozenset"}
-)  # fmt: skip
+# Values that may stand in for an attribute (a getattr default): they cannot run anything.
+_LITERALS = (str, bytes, int, float, complex, bool)
 # Dunder attributes that are plain data on an instance (np.vectorize keeps __name__, __doc__).
 _INERT_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
 _SCIPY_SETSTATE = ("scipy.stats.",)
@@ -47,13 +45,53 @@ def refuse(message: str, name: str | None = None) -> UnsafeLoadError:
     return UnsafeLoadError(message, name=name)
 
 
-def _resolve(dotted: str) -> object:
-    """Import `module` and walk `qualname` for an allowlisted "module:qualname"."""
+def _resolve(ruling: Ruling) -> object:
+    """Import `module` and walk `qualname` for an allowlisted "module:qualname".
+
+    TorchScript names (`__torch__...`) are never imported: only the TorchScript unpickler
+    resolves them, from the archive's own code. A name matched by an allowlist pattern (the
+    Cython `__pyx_unpickle_*` helpers) is imported only from a compiled extension module, so a
+    pattern cannot import an arbitrary Python submodule (and run its top level). Any import or
+    lookup failure is a refusal.
+    """
+    dotted = ruling.name
     module, _, qualname = dotted.partition(":")
-    obj: object = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
+    if module == "__torch__" or module.startswith("__torch__."):
+        raise refuse(
+            f"refused {dotted}: a TorchScript class name; only torch.jit.load resolves these",
+            dotted,
+        )
+    try:
+        if ruling.pattern and not ruling.construct_only and not _is_extension(module):
+            raise refuse(
+                f"refused {dotted}: matched an allowlist pattern but {module} is not a compiled "
+                "extension module",
+                dotted,
+            )
+        obj: object = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except UnsafeLoadError:
+        raise
+    except Exception as exc:  # ImportError, AttributeError, or an error in the module's code
+        raise refuse(f"refused {dotted}: it cannot be resolved ({exc!r})", dotted) from exc
     return obj
+
+
+def _is_extension(module: str) -> bool:
+    """Is `module` a compiled extension (found without running the module itself)?"""
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        origin = getattr(getattr(loaded, "__spec__", None), "origin", None)
+    else:
+        spec = importlib.util.find_spec(module)  # imports the parent packages only
+        origin = spec.origin if spec is not None else None
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return isinstance(origin, str) and origin.endswith(suffixes)
 
 
 class Vetting:
@@ -90,16 +128,7 @@ class Vetting:
     # -- judging ----------------------------------------------------------------------
     def judge(self, dotted: str, proto: int = 4) -> Ruling:
         module, _, name = dotted.partition(":")
-        head, _, attr = name.partition(".")
-        if (
-            module == "builtins"
-            and head in _BUILTIN_DATA_TYPES
-            and attr
-            and "." not in attr
-            and not attr.startswith("_")
-        ):
-            return Ruling(Class.ALLOW, dotted, reason="method of a builtin data type")
-        return self.policy.classify(module, name, proto)
+        return builtin_method(dotted) or self.policy.classify(module, name, proto)
 
     def resolve(self, module: str, name: str, proto: int) -> object:
         """Resolve a global named by the stream, or raise `UnsafeLoadError`."""
@@ -108,9 +137,11 @@ class Vetting:
 
     def admit(self, ruling: Ruling) -> object:
         if ruling.klass is Class.ALLOW:
-            obj = _resolve(ruling.name)
+            obj = _resolve(ruling)
             if ruling.name in _CLASS_TAKERS:
                 return self.add_guard(self._class_taker(ruling.name, obj), ruling.name)
+            if ruling.name in CALLEE_ARGS and not isinstance(obj, type):
+                return self.add_guard(self._callee_checker(ruling.name, obj), ruling.name)
             return self.add(obj, ruling)
         if ruling.klass is Class.CONDITIONAL:
             return self.add_guard(self._conditional(ruling), ruling.name)
@@ -135,6 +166,26 @@ class Vetting:
                 name,
             )
         raise refuse(f"refused {opcode} of {describe(func)}: not a vetted callable")
+
+    def check_callees(self, func: object, args: object) -> None:
+        """Check the callee arguments of an allowlisted class that calls one (`CALLEE_ARGS`)."""
+        name = self.names.get(id(func))
+        if name in CALLEE_ARGS and isinstance(args, (tuple, list)):
+            self._check_args(name, tuple(args))
+
+    def _check_args(self, name: str, args: tuple[object, ...]) -> None:
+        for pos, use in CALLEE_ARGS[name]:
+            if pos >= len(args):
+                continue
+            value = args[pos]
+            if value is None or isinstance(value, _LITERALS):
+                continue  # not callable: a name numpy looks up in its own table, or no factory
+            if use == "call" or (use == "type" and isinstance(value, type)):
+                self.check_call(value, f"{name} (argument {pos}, which it calls)")
+            elif use == "type":
+                continue  # an instance (a bit generator): used, not called
+            else:
+                self.check_class(value, f"{name} (argument {pos})")
 
     def check_class(self, cls: object, opcode: str) -> None:
         if self.classes.get(id(cls)) is cls:
@@ -212,14 +263,23 @@ class Vetting:
     def _getattr(self, obj: object, name: object, *default: object) -> object:
         if not isinstance(name, str):
             raise refuse("refused getattr with a non-string attribute name")
+        if len(default) > 1:
+            raise refuse("refused getattr with more than three arguments")
+        for value in default:
+            # The result may be the default: it must be inert or itself a vetted global.
+            if not (value is None or isinstance(value, _LITERALS) or id(value) in self.names):
+                raise refuse(f"refused getattr with a default of {describe(value)}")
         base = self.names.get(id(obj))
         if base is not None:
             dotted = f"{base}.{name}"
             ruling = self.judge(dotted)
             if ruling.klass is not Class.ALLOW:
                 raise refuse(f"refused getattr reaching {dotted}: {ruling.klass.value}", dotted)
-            return self.add(getattr(obj, name, *default), ruling)
-        if self.is_global(obj) or name.startswith("__"):
+            found = getattr(obj, name, *default)
+            if default and found is default[0]:
+                return found  # the default: inert, or vetted on its own
+            return self.add(found, ruling)
+        if self.is_global(obj) or name.startswith("_"):
             raise refuse(f"refused getattr({describe(obj)}, {name!r})")
         cls = type(obj)
         ruling = self.policy.classify(cls.__module__, cls.__qualname__)
@@ -231,6 +291,15 @@ class Vetting:
             )
         # An attribute of an allowlisted instance; it is not vetted for calls.
         return getattr(obj, name, *default)
+
+    def _callee_checker(self, name: str, real: object) -> Callable[..., Any]:
+        fn = cast(Callable[..., Any], real)
+
+        def helper(*args: object, **kwargs: object) -> object:
+            self._check_args(name, args)
+            return fn(*args, **kwargs)
+
+        return helper
 
     def _partial(self, func: object, *args: object, **kwargs: object) -> object:
         self.check_call(func, "functools.partial")
@@ -257,7 +326,14 @@ class Vetting:
             raise refuse("refused torch.storage._load_from_bytes of a non-bytes value")
         import torch
 
-        from modelguard.guard.loaders import _enforcing_pickle_module
+        from modelguard.guard.loaders import _enforcing_pickle_module, is_torchscript_archive
+
+        if is_torchscript_archive(bytes(data)):
+            raise refuse(
+                "refused torch.storage._load_from_bytes of a TorchScript archive (torch.load "
+                "would run its code through torch.jit.load)",
+                "torch.storage:_load_from_bytes",
+            )
 
         module = _enforcing_pickle_module(self.policy)
         return torch.load(io.BytesIO(bytes(data)), weights_only=False, pickle_module=module)

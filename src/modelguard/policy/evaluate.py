@@ -25,7 +25,7 @@ from modelguard.picklevm.values import (
     PickleResult,
 )
 from modelguard.policy import Policy
-from modelguard.policy.names import Class, Conditional, Ruling
+from modelguard.policy.names import CALLEE_ARGS, Class, Conditional, Ruling, builtin_method
 from modelguard.policy.states import state_problem
 from modelguard.results import Finding, Incomplete, Location, Severity
 from modelguard.rules import RULES
@@ -35,14 +35,8 @@ __all__ = ["Collected", "NestedScan", "evaluate_pickle", "make_finding"]
 NestedScan = Callable[[Blob, Location], "Collected"]
 """Scans embedded bytes (a nested pickle, an in-memory file) found at a location."""
 
-# Public methods of these builtin types are inert (getattr(str, "join") in protocol-2 files).
-_BUILTIN_DATA_TYPES = frozenset(
-    {
-        "builtins:str", "builtins:bytes", "builtins:bytearray", "builtins:int",
-        "builtins:float", "builtins:complex", "builtins:bool", "builtins:list",
-        "builtins:tuple", "builtins:dict", "builtins:set", "builtins:frozenset",
-    }
-)  # fmt: skip
+# Values a call can return harmlessly in place of an attribute (a getattr default).
+_LITERALS = (str, bytes, int, float, complex, bool)
 
 
 # Calls that change what later opcodes (or later loads in the process) resolve names to.
@@ -165,6 +159,8 @@ class _Judge:
             ruling = self.ruling(value.func)
             args = value.args if isinstance(value.args, tuple) else ()
             if ruling.conditional is Conditional.GETATTR and len(args) >= 2:
+                if len(args) > 2 and not _inert_literal(args[2]):
+                    return None  # the result may be the default: a value, not a name
                 base = self.denote(args[0], depth + 1)
                 if base is not None and isinstance(args[1], str):
                     return f"{base}.{args[1]}" if not base.endswith(":") else base + args[1]
@@ -174,12 +170,13 @@ class _Judge:
         return None
 
     def inert_attribute(self, cls: object, attr: str) -> bool:
-        """Is reading `attr` from an instance of `cls` inert (an allowlisted class, no dunder)?
+        """Is reading `attr` from an instance of `cls` inert (an allowlisted class, public name)?
 
         The result (a bound method or a value) does nothing by itself; calling it later is
-        judged as a call of a load-time value.
+        judged as a call of a load-time value. Private attributes (`_member_map_`) may be
+        class-level state shared by every instance, so they are never inert.
         """
-        if not isinstance(cls, GlobalRef) or cls.dynamic or attr.startswith("__"):
+        if not isinstance(cls, GlobalRef) or cls.dynamic or attr.startswith("_"):
             return False
         return self.ruling(cls).klass is Class.ALLOW
 
@@ -187,16 +184,7 @@ class _Judge:
         module, _, name = dotted.partition(":")
         if not name:
             return self.policy.classify(module, "__module__")
-        if module == "builtins":
-            head, _, attr = name.partition(".")
-            if (
-                f"builtins:{head}" in _BUILTIN_DATA_TYPES
-                and attr
-                and "." not in attr
-                and not attr.startswith("_")
-            ):
-                return Ruling(Class.ALLOW, dotted, reason="method of a builtin data type")
-        return self.policy.classify(module, name)
+        return builtin_method(dotted) or self.policy.classify(module, name)
 
     # -- calls ----------------------------------------------------------------------------
     def calls(self, res: PickleResult) -> None:
@@ -232,6 +220,10 @@ class _Judge:
                         call.offset,
                         **{"global": ruling.name, "mechanism": call.kind},
                     )
+                elif ruling.name in CALLEE_ARGS:
+                    self.callees(call, ruling)
+                    if ruling.name in _STATE_CALLS:
+                        continue
                 elif ruling.name in _STATE_CALLS:
                     self.add(
                         "MG104",
@@ -274,10 +266,81 @@ class _Judge:
                     **{"global": ruling.name, "mechanism": "indirect-call"},
                 )
 
+    def callees(self, call: CallResult, ruling: Ruling) -> None:
+        """Judge the arguments an allowlisted helper calls or instantiates (`CALLEE_ARGS`).
+
+        A helper such as `_rebuild_from_type_v2(func, ...)` runs `func(*args)`: `func` must be
+        a name the allowlist allows (a global, or a getattr of one), never a load-time value.
+        """
+        args = call.args if isinstance(call.args, tuple) else None
+        if args is None:
+            return
+        for pos, use in CALLEE_ARGS[ruling.name]:
+            if pos >= len(args) or _inert_literal(args[pos]) or args[pos] is None:
+                continue
+            value = args[pos]
+            if isinstance(value, GlobalRef) and value.dynamic:
+                continue  # flagged at import
+            if use == "type" and self.built_by_allowed(value):
+                continue  # an instance made by an allowlisted class: used, not called
+            target = self.denote(value)
+            if target is None:
+                self.add(
+                    "MG103",
+                    f"{ruling.name} calls its argument {pos}, {_describe(value)}: a value "
+                    "computed at load time that cannot be named before loading",
+                    call.offset,
+                    mechanism="helper-callee",
+                    callee=_describe(value),
+                )
+                continue
+            reached = self.judge_name(target)
+            if reached.klass is Class.DENY:
+                self.add(
+                    "MG103",
+                    f"{ruling.name} calls {reached.name} ({reached.family})",
+                    call.offset,
+                    mechanism="helper-callee",
+                    callee=reached.name,
+                    family=reached.family,
+                )
+            elif reached.klass is not Class.ALLOW or (use != "class" and reached.construct_only):
+                if isinstance(value, GlobalRef) and reached.klass is not Class.ALLOW:
+                    continue  # an import not on the allowlist: flagged at import
+                self.add(
+                    "MG102",
+                    f"{ruling.name} {'calls' if use == 'call' else 'instantiates'} "
+                    f"{reached.name}, which is not allowlisted for that",
+                    call.offset,
+                    **{"global": reached.name, "mechanism": "helper-callee"},
+                )
+
+    def built_by_allowed(self, value: object) -> bool:
+        """Is `value` the result of a call of an allowlisted callable (not a name it reaches)?"""
+        if not (isinstance(value, CallResult) and isinstance(value.func, GlobalRef)):
+            return False
+        func = value.func
+        if func.dynamic:
+            return False
+        ruling = self.ruling(func)
+        return ruling.klass is Class.ALLOW and not ruling.construct_only
+
     def conditional(self, call: CallResult, ruling: Ruling) -> None:
         args = call.args if isinstance(call.args, tuple) else None
         kind = ruling.conditional
         if kind is Conditional.GETATTR:
+            if args is not None and len(args) > 2 and not _inert_literal(args[2]):
+                default = self.denote(args[2])
+                if default is None or self.judge_name(default).klass is not Class.ALLOW:
+                    self.add(
+                        "MG103",
+                        f"getattr with a default of {default or _describe(args[2])}: the result "
+                        "may be that value, which a later call would run unchecked",
+                        call.offset,
+                        mechanism="getattr-default",
+                        callee=default or _describe(args[2]),
+                    )
+                return
             target = self.denote(call)
             if target is None:
                 instance = _instance_attribute(args)
@@ -454,6 +517,11 @@ class _Judge:
                 self.add("MG110", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
             else:
                 self.add("MG113", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
+
+
+def _inert_literal(value: object) -> bool:
+    """A plain literal: returned or passed on, it cannot run anything when called."""
+    return value is None or isinstance(value, _LITERALS)
 
 
 def _kind_of(value: object) -> str:

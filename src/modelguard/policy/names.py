@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CALLEE_ARGS",
     "Class",
     "Conditional",
     "NameTables",
     "Ruling",
+    "builtin_method",
     "classify",
     "default_tables",
+    "module_glob_match",
     "normalize",
 ]
 
@@ -73,6 +77,39 @@ _CONDITIONALS: dict[str, Conditional] = {
 # Module spellings the unpickler maps before importing (Python 2 names kept by protocol 2).
 _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg", "cPickle": "pickle"}
 
+# Methods of builtin data types a pickle may reach with getattr (`getattr(bytes, "fromhex")`):
+# pure constructors and non-mutating operations on the arguments, which call no user code
+# (no str.format: it walks attributes; no encode/decode: codec lookup imports by name; no
+# mutating methods: their first argument may be a global object).
+_BUILTIN_PURE_METHODS = frozenset(
+    {
+        "bytes.fromhex", "bytearray.fromhex", "float.fromhex", "int.from_bytes",
+        "dict.fromkeys", "str.join", "bytes.join", "str.maketrans", "bytes.maketrans",
+    }
+)  # fmt: skip
+
+# Allowlisted helpers that call (or instantiate) one of their arguments: argument position ->
+# "call" (the argument is called: it must be a vetted callable), "class" (only its __new__ or
+# a classmethod runs: it must be an allowlisted class) or "type" (called only when it is a
+# class; numpy's ctors take a bit generator instance, a class or a name there). Literals
+# (None, names) pass.
+CALLEE_ARGS: dict[str, tuple[tuple[int, str], ...]] = {
+    "numpy.random._pickle:__randomstate_ctor": ((0, "type"), (1, "call")),
+    "numpy.random._pickle:__generator_ctor": ((0, "type"), (1, "call")),
+    "numpy.random._pickle:__bit_generator_ctor": ((0, "type"),),
+    "torch._tensor:_rebuild_from_type_v2": ((0, "call"), (1, "class")),
+    "torch._tensor:_rebuild_from_type": ((0, "call"), (1, "class")),
+    "torch._utils:_rebuild_wrapper_subclass": ((0, "class"),),
+    "dill._dill:_create_array": ((0, "call"),),
+    "pandas.core.indexes.base:_new_Index": ((0, "class"),),
+    "pandas.core.indexes.interval:_new_IntervalIndex": ((0, "class"),),
+    "numpy._core.multiarray:_reconstruct": ((0, "class"),),
+    "numpy.core.multiarray:_reconstruct": ((0, "class"),),
+    "numpy.ma.core:_mareconstruct": ((0, "class"), (1, "class")),
+    "collections:defaultdict": ((0, "call"),),
+}
+"""Helpers whose callee arguments must pass the allowlist too (scanner and guard)."""
+
 # Module-level functions with dunder names that picklers reference legitimately.
 _DUNDER_OK = frozenset({"__newobj__", "__newobj_ex__", "__reduce_ex__"})
 
@@ -97,6 +134,54 @@ class Ruling:
     reason: str = ""
     conditional: Conditional | None = None
     construct_only: bool = False
+    pattern: bool = False
+
+
+def builtin_method(dotted: str) -> Ruling | None:
+    """Return an ALLOW ruling for a pure method of a builtin data type (`builtins:bytes.fromhex`).
+
+    None for anything else (the name is then classified by the tables).
+    """
+    module, _, name = dotted.partition(":")
+    if module == "builtins" and name in _BUILTIN_PURE_METHODS:
+        return Ruling(Class.ALLOW, dotted, reason="pure method of a builtin data type")
+    return None
+
+
+@cache
+def _module_regex(glob: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        ch = glob[i]
+        if glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if ch == "*":
+            out.append("[^.]*")
+        elif ch == "?":
+            out.append("[^.]")
+        elif ch == "[" and "]" in glob[i + 2 :]:
+            end = glob.index("]", i + 2)
+            body = glob[i + 1 : end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+            continue
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def module_glob_match(module: str, glob: str) -> bool:
+    """Match a module name against an allowlist module glob.
+
+    `*` and `?` do not cross a dot (`sklearn.*` is `sklearn.tree`, not `sklearn.a.b`); `**`
+    spans dots, for entries that mean a whole package tree.
+    """
+    return _module_regex(glob).match(module) is not None
 
 
 @dataclass(frozen=True)
@@ -288,16 +373,17 @@ def classify(module: str, name: str, proto: int = 4, tables: NameTables | None =
             )
     if len(comps) == 1:
         for mod_glob, name_glob, why in tables.allow_patterns:
-            if fnmatch.fnmatchcase(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
-                return Ruling(Class.ALLOW, key, reason=why)
+            if module_glob_match(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
+                return Ruling(Class.ALLOW, key, reason=why, pattern=True)
         why_new = tables.new_exact.get(key)
+        matched = False
         if why_new is None:
             for mod_glob, name_glob, why in tables.new_patterns:
-                if fnmatch.fnmatchcase(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
-                    why_new = why
+                if module_glob_match(module, mod_glob) and fnmatch.fnmatchcase(name, name_glob):
+                    why_new, matched = why, True
                     break
         if why_new is not None:
-            return Ruling(Class.ALLOW, key, reason=why_new, construct_only=True)
+            return Ruling(Class.ALLOW, key, reason=why_new, construct_only=True, pattern=matched)
     return Ruling(Class.UNKNOWN, key)
 
 
