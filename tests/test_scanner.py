@@ -472,3 +472,12 @@ def test_setitem_on_dicts_and_rebuilt_objects_is_not_reported(tmp_path: Path) ->
 
     data = pickle.dumps({"a": collections.OrderedDict(b=1), "c": {"d": [1, 2]}}, protocol=2)
     assert scan_bytes(tmp_path, data).findings == ()
+
+
+def test_torchscript_names_in_a_plain_pickle_are_unknown(tmp_path: Path) -> None:
+    # allowed inside a TorchScript archive, where torch resolves them from the archive's
+    # code; a plain pickle naming them makes pickle import a module called __torch__
+    data = b"\x80\x02c__torch__.evil\nM\n)\x81."
+    result = scan_bytes(tmp_path, data)
+    assert "MG102" in rules(result)
+    assert result.verdict is Verdict.SUSPICIOUS

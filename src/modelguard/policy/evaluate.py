@@ -73,6 +73,10 @@ def make_finding(
     return Finding(rule_id, policy.severity_of(rule_id, default), message, location, items)
 
 
+def _torchscript_name(module: str) -> bool:
+    return module == "__torch__" or module.startswith("__torch__.")
+
+
 class _Judge:
     """Evaluates one PickleResult under a policy."""
 
@@ -88,6 +92,11 @@ class _Judge:
         got = self.rulings.get(key)
         if got is None:
             got = self.policy.classify(ref.module, ref.name, ref.proto)
+            if got.klass is Class.ALLOW and _torchscript_name(ref.module) and not self.loc.members:
+                # TorchScript names are allowed for the pickles inside a TorchScript archive,
+                # where torch resolves them from the archive's own code; a plain pickle that
+                # names them makes pickle import a module called __torch__.
+                got = Ruling(Class.UNKNOWN, got.name)
             self.rulings[key] = got
         return got
 
