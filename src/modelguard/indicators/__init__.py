@@ -114,15 +114,12 @@ def _merge(report: ScanReport, extra: Iterable[Finding], policy: Policy) -> Scan
 
 def _anchor(folder: str, results: Iterable[FileResult]) -> str | None:
     prefix = _prefix(folder)
-    inside = sorted(r.path for r in results if r.path.startswith(prefix))
-    weights = sorted(
-        r.path for r in results if r.path.startswith(prefix) and TENSOR_FORMATS & set(r.formats)
-    )
-    # the shallowest weights file: the model's own, not a sub-module's
-    weights.sort(key=lambda p: (p.count("/"), p))
+    inside = [r for r in results if r.path.startswith(prefix)]
+    weights = [r.path for r in inside if not TENSOR_FORMATS.isdisjoint(r.formats)]
     if weights:
-        return weights[0]
-    return inside[0] if inside else None
+        # the shallowest weights file: the model's own, not a sub-module's
+        return min(weights, key=lambda p: (p.count("/"), p))
+    return min((r.path for r in inside), default=None)
 
 
 def _key(finding: Finding) -> tuple[int, tuple[str, ...], int, str, str]:

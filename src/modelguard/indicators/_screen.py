@@ -2,25 +2,33 @@
 
 Every value of a window gets a few vectorised operations that release the GIL:
 
-* four integer reductions (minimum and maximum of the unsigned and of the signed view) give the
-  largest and smallest magnitude of the window, which prove, for most windows, that it holds no
-  NaN, infinity, zero, subnormal or "wild" value (a magnitude of at least `wild_abs_min`, which
-  trained weights never reach but raw bytes stored as floats usually do); exact counts run only
-  in windows that hold any;
-* one AND and one population count over 64-bit words give, per block of `screen_block_bytes`,
-  the number of set screen bits (bits 7 and 15 of each float32: uniform in trained weights, zero
-  in ASCII text and mostly zero in executables and headers), whose z-scores against one half
-  (single blocks and pairs of adjacent blocks) flag blocks for the exact tests.
+* one AND over 64-bit words keeps the screen bits (bits 7 and 15 of each float32: uniform in
+  trained weights, zero in ASCII text and mostly zero in executables and headers) and, for
+  float32 and float64, the exponent bits too;
+* sums of rows of 128 masked words (`np.add.reduceat`) count every screen bit at once: each
+  screen bit's count stays within its own byte (at most 128), so one 64-bit add sums all the
+  lanes, and the exponents summed above them only carry upwards. The counts per block of
+  `screen_block_bytes` give z-scores against one half (single blocks and pairs of adjacent
+  blocks) that flag blocks for the exact tests;
+* the minimum and maximum of the masked words (float32, float64; four reductions of the raw
+  patterns for float16 and bfloat16) bound the window's exponents, which prove, for most
+  windows, that it holds no NaN, infinity, zero, subnormal or "wild" value (a magnitude of at
+  least `wild_abs_min`, which trained weights never reach but raw bytes stored as floats
+  usually do); exact counts run only in windows that may hold any.
 
-The exact tests (histogram, carving, printable runs) run in `weights` on flagged blocks only.
+`float_windows` screens several consecutive windows with the same calls (fewer, larger NumPy
+calls), with results identical to `float_window` on each. The exact tests (histogram, carving,
+printable runs) run in `weights` on flagged blocks only.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from modelguard.indicators._rows import EXPONENT_WORD, block_counts
 from modelguard.indicators.carve import Carved
 from modelguard.indicators.stego import WindowStats
 
@@ -30,7 +38,7 @@ if TYPE_CHECKING:
 
     from modelguard.indicators.settings import IndicatorSettings
 
-__all__ = ["FLOATS", "INTS", "Bits", "Win", "float_window", "int_window"]
+__all__ = ["FLOATS", "INTS", "Bits", "Win", "float_window", "float_windows", "int_window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +100,18 @@ class Win:
 
 def _scalar(bits: Bits, value: float) -> int:
     """Return the magnitude bit pattern of `value` in the float type of `bits`."""
+    return _pattern(bits.itemsize, bits.screen_bits == 1, value)
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(itemsize: int, bfloat16: bool, value: float) -> int:
     import numpy as np
 
     types = {2: np.float16, 4: np.float32, 8: np.float64}
-    if bits.screen_bits == 1:  # bfloat16: the top half of the float32 pattern
+    if bfloat16:  # the top half of the float32 pattern
         return int(np.float32(value).view(np.uint32)) >> 16
-    udt = np.dtype(f"<u{bits.itemsize}")
-    return int(np.array(value, types[bits.itemsize]).view(udt))
+    udt = np.dtype(f"<u{itemsize}")
+    return int(np.array(value, types[itemsize]).view(udt))
 
 
 def float_window(
@@ -106,7 +119,6 @@ def float_window(
     bits: Bits,
     start: int,
     scratch: npt.NDArray[np.uint8],
-    counts: npt.NDArray[np.uint8],
     settings: IndicatorSettings,
 ) -> Win:
     """Screen one window of float values (see the module docstring).
@@ -116,7 +128,6 @@ def float_window(
         bits: the float type's layout.
         start: the window's first byte within the tensor.
         scratch: a buffer of at least len(view) bytes.
-        counts: a buffer of at least len(view) // 8 bytes.
         settings: the thresholds.
     """
     import numpy as np
@@ -126,33 +137,183 @@ def float_window(
     win = Win(start, start + n * size, n)
     if n == 0:
         return win
-    udt = np.dtype(f"<u{size}")
-    u = view[: n * size].view(udt)
-    i = u.view(np.dtype(f"<i{size}"))
-    sign = 1 << (8 * size - 1)
-    umin, umax, imin, imax = int(u.min()), int(u.max()), int(i.min()), int(i.max())
-    win.first = int(u[0])
-    win.uniform = umin == umax
-    big = max(imax, umax - sign if umax >= sign else -1)
-    small = min(umin if umin < sign else sign, imin + sign if imin < 0 else sign)
-    if big >= bits.exponent:
-        _nonfinite(win, u, bits)
-    if small < bits.min_normal:
-        low_exp = int(np.count_nonzero((u & udt.type(bits.exponent)) == 0))
-        win.zero = n - int(np.count_nonzero(u & udt.type(sign - 1)))
-        win.subnormal = low_exp - win.zero
-    wild = _scalar(bits, min(settings.wild_abs_min, bits.wild_cap))
-    block = max(2048, settings.screen_block_bytes - settings.screen_block_bytes % 2048)
-    if big >= wild:
-        _wild_blocks(win, u, bits, wild, block, scratch)
+    u = view[: n * size].view(np.dtype(f"<u{size}"))
     whole = (n * size) // 8
+    block = _block(settings)
+    (triggers,), sums = _scan(u.reshape(1, n), view[: whole * 8], bits, block, scratch, settings)
+    _values(win, u, bits, triggers, scratch, settings)
     if whole:
-        total = _bit_blocks(win, view[: whole * 8], bits, block, scratch, counts, settings)
+        per = block // size
+        last = whole * 8 // size - (len(sums) - 1) * per
+        total = _judge(win, sums, per, last, bits, block, settings.screen_z)
         if size == 4 and 4 * total < whole * 2 * bits.screen_bits:
             # below half the expected count: the window can be of narrower (bf16) origin,
             # count the zero low halves exactly
             _low16(win, u, block, scratch, settings)
     return win
+
+
+def float_windows(
+    view: npt.NDArray[np.uint8],
+    bits: Bits,
+    start: int,
+    window: int,
+    scratch: npt.NDArray[np.uint8],
+    settings: IndicatorSettings,
+) -> list[Win]:
+    """Screen consecutive windows of `window` bytes (the last one may be shorter) at once.
+
+    The same results as `float_window` on each window, with the passes over the values and
+    the screen's bookkeeping done once for all the full windows (fewer, larger NumPy calls:
+    less interpreter time per byte and longer stretches without the GIL).
+
+    Args:
+        view: the windows' bytes, from the first window's start.
+        bits: the float type's layout.
+        start: the first window's first byte within the tensor.
+        window: bytes per window (a multiple of the item size and of 8).
+        scratch: a buffer of at least len(view) bytes.
+        settings: the thresholds.
+    """
+    import numpy as np
+
+    size = bits.itemsize
+    block = _block(settings)
+    count = len(view) // window
+    if count < 2 or window % block:
+        return [
+            float_window(view[at : at + window], bits, start + at, scratch, settings)
+            for at in range(0, len(view), window)
+        ]
+    n = window // size
+    body = view[: count * window]
+    u = body.view(np.dtype(f"<u{size}")).reshape(count, n)
+    triggers, flat = _scan(u, body, bits, block, scratch, settings)
+    sums = flat.reshape(count, -1)
+    per = block // size
+    half = per * bits.screen_bits / 2
+    dev = sums - half
+    dmax, dmin = dev.max(axis=1).tolist(), dev.min(axis=1).tolist()
+    pmax = pmin = [0.0] * count
+    if sums.shape[1] > 1:
+        pair = dev[:, :-1] + dev[:, 1:]
+        pmax, pmin = pair.max(axis=1).tolist(), pair.min(axis=1).tolist()
+    totals = sums.sum(axis=1).tolist()
+    sd1 = math.sqrt(half / 2)
+    limit = settings.screen_z
+    wins: list[Win] = []
+    for k, trigger in enumerate(triggers):
+        win = Win(start + k * window, start + (k + 1) * window, n)
+        _values(win, u[k], bits, trigger, scratch, settings)
+        # the fast path of _judge, from the extremes computed for every window at once
+        worst = max(dmax[k], -dmin[k]) / sd1
+        if sums.shape[1] > 1:
+            worst = max(worst, max(pmax[k], -pmin[k]) / (sd1 * math.sqrt(2)))
+        win.screen_z = worst
+        if worst > limit:
+            _flag(win, sums[k], per, per, bits, block, limit)
+        if size == 4 and 4 * totals[k] < (window // 8) * 2 * bits.screen_bits:
+            _low16(win, u[k], block, scratch, settings)
+        wins.append(win)
+    if len(view) > count * window:
+        rest = view[count * window :]
+        wins.append(float_window(rest, bits, start + count * window, scratch, settings))
+    return wins
+
+
+def _block(settings: IndicatorSettings) -> int:
+    """Return the screen block in bytes (a multiple of 2048, at least 2048)."""
+    return max(2048, settings.screen_block_bytes - settings.screen_block_bytes % 2048)
+
+
+# (uniform, any non-finite, any zero or subnormal, any wild magnitude) of a window: the last
+# three may be false alarms (the exact counts decide), never misses.
+_Triggers = tuple[bool, bool, bool, bool]
+
+
+def _scan(
+    u: npt.NDArray[np.unsignedinteger],
+    data: npt.NDArray[np.uint8],
+    bits: Bits,
+    block: int,
+    scratch: npt.NDArray[np.uint8],
+    settings: IndicatorSettings,
+) -> tuple[list[_Triggers], npt.NDArray[np.int64]]:
+    """Return each window's triggers and the screen-bit count per block.
+
+    Args:
+        u: the windows' values as unsigned bit patterns, one row per window.
+        data: the bytes the block counts cover (the rows' bytes, cut to a multiple of 8).
+        bits: the float type's layout.
+        block: bytes per block.
+        scratch: a buffer of at least len(data) bytes (clobbered).
+        settings: the thresholds.
+
+    float32 and float64 take one AND with the exponent and screen bits for both: the row sums
+    of the screen bits are not disturbed by the exponents above them (carries only go up), and
+    the minimum and maximum of the masked values bound the exponents. Other types (and rows
+    whose tail is not in `data`) take the four reductions over the raw patterns: unsigned
+    and signed minimum and maximum, whose combinations give the magnitude extremes.
+    """
+    import numpy as np
+
+    wild = _scalar(bits, min(settings.wild_abs_min, bits.wild_cap))
+    fused = EXPONENT_WORD.get(bits.itemsize, 0) if data.nbytes == u.nbytes else 0
+    if fused and len(data):
+        sums = block_counts(data, bits, block, scratch, fused)
+        masked = scratch[: len(data)].view(u.dtype).reshape(u.shape)
+        tops, bottoms = masked.max(axis=1).tolist(), masked.min(axis=1).tolist()
+        limit = wild & bits.exponent  # exponent at or above the wild value's: maybe wild
+        triggers = [
+            (hi == lo, hi >= bits.exponent, lo < bits.min_normal, hi >= limit)
+            for hi, lo in zip(tops, bottoms, strict=True)
+        ]
+        return triggers, sums
+    i = u.view(np.dtype(f"<i{bits.itemsize}"))
+    sign = 1 << (8 * bits.itemsize - 1)
+    triggers = []
+    for umin, umax, imin, imax in zip(
+        u.min(axis=1).tolist(),
+        u.max(axis=1).tolist(),
+        i.min(axis=1).tolist(),
+        i.max(axis=1).tolist(),
+        strict=True,
+    ):
+        big = max(imax, umax - sign if umax >= sign else -1)
+        small = min(umin if umin < sign else sign, imin + sign if imin < 0 else sign)
+        triggers.append((umin == umax, big >= bits.exponent, small < bits.min_normal, big >= wild))
+    if not len(data):
+        return triggers, np.zeros(0, np.int64)
+    return triggers, block_counts(data, bits, block, scratch)
+
+
+def _values(
+    win: Win,
+    u: npt.NDArray[np.unsignedinteger],
+    bits: Bits,
+    triggers: _Triggers,
+    scratch: npt.NDArray[np.uint8],
+    settings: IndicatorSettings,
+) -> None:
+    """Set the window's first value and constancy; count non-finite, zero and subnormal
+    values and flag wild blocks where the triggers say there can be any."""
+    import numpy as np
+
+    uniform, nonfinite, small, wild = triggers
+    win.first = int(u[0])
+    # equal masked extremes (float32/64) only suggest a constant window: check every value
+    win.uniform = uniform and bool((u == u[0]).all())
+    if nonfinite:
+        _nonfinite(win, u, bits)
+    if small:
+        udt = u.dtype.type
+        sign = 1 << (8 * bits.itemsize - 1)
+        low_exp = int(np.count_nonzero((u & udt(bits.exponent)) == 0))
+        win.zero = win.n - int(np.count_nonzero(u & udt(sign - 1)))
+        win.subnormal = low_exp - win.zero
+    if wild:
+        value = _scalar(bits, min(settings.wild_abs_min, bits.wild_cap))
+        _wild_blocks(win, u, bits, value, _block(settings), scratch)
 
 
 def _low16(
@@ -218,51 +379,35 @@ def _wild_blocks(
             win.blocks.append((lo, min(lo + block, win.end)))
 
 
-def _bit_blocks(
+def _judge(
     win: Win,
-    data: npt.NDArray[np.uint8],
+    sums: npt.NDArray[np.int64],
+    per: int,
+    last: int,
     bits: Bits,
     block: int,
-    scratch: npt.NDArray[np.uint8],
-    counts: npt.NDArray[np.uint8],
-    settings: IndicatorSettings,
+    limit: float,
 ) -> int:
-    """Count the screen bits per block; flag blocks and pairs whose |z| exceeds screen_z.
+    """Set the window's screen z (the worst block or pair of adjacent blocks) and flag the
+    blocks above `limit`.
+
+    Args:
+        win: the window.
+        sums: set screen bits per block.
+        per: values per block.
+        last: values in the last block.
+        bits: the float type's layout.
+        block: bytes per block.
+        limit: the |z| above which blocks are flagged.
 
     Returns:
         The number of screen bits set in the window.
     """
-    import numpy as np
-
-    words = data.view(np.uint64)
-    lanes = 8 // bits.itemsize
-    mask = 0
-    for k in range(lanes):
-        mask |= bits.screen << (8 * bits.itemsize * k)
-    t = scratch[: len(data)].view(np.uint64)
-    np.bitwise_and(words, np.uint64(mask), out=t)
-    c = counts[: len(words)]
-    np.bitwise_count(t, out=c)
-    per_word = lanes * bits.screen_bits  # at most this many bits per word
-    group = 32 if per_word <= 7 else 16
-    unit = 64 * group  # data bytes per partial sum
-    nwords = len(words) - len(words) % (8 * group)
-    parts: list[npt.NDArray[np.int64]] = []
-    if nwords:
-        lanes_sum = c[:nwords].view(np.uint64).reshape(-1, group).sum(axis=1)
-        parts.append(lanes_sum.view(np.uint8).reshape(-1, 8).sum(axis=1, dtype=np.int64))
-    if nwords < len(words):
-        parts.append(np.array([c[nwords:].sum(dtype=np.int64)], np.int64))
-    units = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    sums = np.add.reduceat(units, np.arange(0, len(units), block // unit))
     total = int(sums.sum())
-    per = block // bits.itemsize
-    last = len(data) // bits.itemsize - (len(sums) - 1) * per
     # z of a block: (count - bits/2) / sqrt(bits/4), bits = values * screen_bits; pairs of
     # full blocks: sqrt(2) times the sd. Fast path: compare the extremes with the limits.
     half = per * bits.screen_bits / 2
     sd1 = math.sqrt(half / 2)
-    limit = settings.screen_z
     dev = sums[:-1] - half if last < per else sums - half
     pair = dev[:-1] + dev[1:]
     worst = 0.0
@@ -276,8 +421,23 @@ def _bit_blocks(
         )
         worst = max(worst, abs(tail))
     win.screen_z = worst
-    if worst <= limit:
-        return total
+    if worst > limit:
+        _flag(win, sums, per, last, bits, block, limit)
+    return total
+
+
+def _flag(
+    win: Win,
+    sums: npt.NDArray[np.int64],
+    per: int,
+    last: int,
+    bits: Bits,
+    block: int,
+    limit: float,
+) -> None:
+    """Flag the blocks whose |z|, alone or with a neighbour, exceeds `limit`."""
+    import numpy as np
+
     values = np.full(len(sums), per, np.int64)
     values[-1] = last
     nbits = values * bits.screen_bits
@@ -293,7 +453,6 @@ def _bit_blocks(
         lo = win.start + int(index) * block
         win.blocks.append((lo, min(lo + block, win.end)))
     win.blocks.sort()
-    return total
 
 
 def int_window(view: npt.NDArray[np.uint8], itemsize: int, start: int) -> Win:

@@ -16,6 +16,7 @@ import functools
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -74,15 +75,54 @@ def low_byte_streams(
 def carve(stream: bytes, min_bytes: int) -> list[Carved]:
     """Return the validated embedded files in `stream` that span at least `min_bytes`."""
     found: list[Carved] = []
-    for magic, check in _CHECKS:
-        pos = stream.find(magic)
-        while pos >= 0:
+    for pos, (magic, check) in _candidates(stream):
+        if stream.startswith(magic, pos):
             hit = check(stream, pos)
             if hit is not None and hit.length >= min_bytes:
                 found.append(hit)
-            pos = stream.find(magic, pos + 1)
     found.sort(key=lambda c: (c.offset, c.kind))
     return found
+
+
+def _candidates(stream: bytes) -> list[tuple[int, tuple[bytes, _Check]]]:
+    """Return the positions where a signature's first two bytes occur, with the signature.
+
+    The stream is read as 16-bit pairs (at even, then odd offsets) and each pair looked up in
+    a 65536-entry table of signature prefixes: a few NumPy passes instead of one `bytes.find`
+    per signature (each about 2 GB/s on random bytes).
+    """
+    import numpy as np
+
+    hits: list[tuple[int, tuple[bytes, _Check]]] = []
+    starts, table = _prefix_tables()
+    for parity in (0, 1):
+        pairs = (len(stream) - parity) // 2
+        if pairs <= 0:
+            continue
+        words = np.frombuffer(stream, "<u2", count=pairs, offset=parity)
+        where = np.flatnonzero(starts.take(words))
+        kinds = table.take(words[where])
+        for at, kind in zip(where.tolist(), kinds.tolist(), strict=True):
+            hits.append((2 * at + parity, _CHECKS[kind - 1]))
+    hits.sort(key=lambda hit: hit[0])
+    return hits
+
+
+_Check = Callable[[bytes, int], "Carved | None"]
+
+
+@functools.cache
+def _prefix_tables() -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]:
+    """Return, per little-endian 16-bit pair, whether a signature starts with it (booleans:
+    NumPy's nonzero() is several times faster on them) and which (number from 1, or 0)."""
+    import numpy as np
+
+    table = np.zeros(1 << 16, np.uint8)
+    for number, (magic, _check) in enumerate(_CHECKS, 1):
+        table[magic[0] | magic[1] << 8] = number  # the prefixes are distinct (a test checks it)
+    starts = table.astype(np.bool_)
+    table.flags.writeable = starts.flags.writeable = False  # shared by every call
+    return starts, table
 
 
 def _elf(data: bytes, pos: int) -> Carved | None:
@@ -270,25 +310,23 @@ def printable_runs(stream: bytes, min_len: int) -> list[tuple[int, int]]:
     Printable: 0x20-0x7E, tab, line feed, carriage return (98 of 256 byte values: a run of 96
     in uniform random bytes has probability about 1e-40 per position).
     """
-    import numpy as np
-
     if min_len <= 0 or len(stream) < min_len:
         return []
-    mask = _table()[np.frombuffer(stream, np.uint8)].view(np.int8)
-    edges = np.diff(mask, prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    keep = (ends - starts) >= min_len
-    return [(int(a), int(b - a)) for a, b in zip(starts[keep], ends[keep], strict=True)]
+    # printable bytes become 1, the others 0 (one C-level translation); a run is then a
+    # substring of min_len ones, which the substring search skips over quickly
+    marks = stream.translate(_PRINTABLE_MARKS)
+    needle = b"\x01" * min_len
+    runs: list[tuple[int, int]] = []
+    at = marks.find(needle)
+    while at >= 0:  # `at` starts a run: the byte before it is 0 or the stream's start
+        end = marks.find(b"\x00", at + min_len)
+        end = len(marks) if end < 0 else end
+        runs.append((at, end - at))
+        at = marks.find(needle, end + 1)
+    return runs
 
 
-@functools.cache
-def _table() -> npt.NDArray[np.bool_]:
-    import numpy as np
-
-    table = np.zeros(256, np.bool_)
-    table[list(_PRINTABLE)] = True
-    return table
+_PRINTABLE_MARKS = bytes(1 if b in _PRINTABLE else 0 for b in range(256))
 
 
 def _script(data: bytes, pos: int) -> Carved | None:

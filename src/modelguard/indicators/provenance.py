@@ -302,10 +302,10 @@ def _read_signature(folder: str, name: str) -> _Signature:
     return _Signature(name, frozenset(covered))
 
 
-def _signatures(folder: str, names: Sequence[str]) -> list[_Signature]:
+def _signatures(folder: str, names: Sequence[str], signed: set[str]) -> list[_Signature]:
     found: list[_Signature] = []
     for name in names:
-        if _matches(name, SIGNATURE_PATTERNS) or (
+        if name in signed or (
             name.lower().endswith(".json") and _looks_like_bundle(os.path.join(folder, name))
         ):
             found.append(_read_signature(folder, name))
@@ -408,6 +408,12 @@ _FORMAT_KINDS = (
 def kind_from_formats(formats: Sequence[str]) -> str | None:
     """Return the weights kind of a file from the formats the scanner recognised in it (the
     same kinds as `weight_kind`, without reading the file again)."""
+    return _kind_of(tuple(formats))
+
+
+@functools.lru_cache(maxsize=256)
+def _kind_of(formats: tuple[str, ...]) -> str | None:
+    """kind_from_formats, cached: a folder scan asks for a few distinct tuples many times."""
     for name, kind in _FORMAT_KINDS:
         if name in formats:
             return kind
@@ -449,15 +455,20 @@ def check_provenance(
         kinds = {name: kind_from_formats(formats.get(name, ())) for name in names}
     else:
         kinds = {name: weight_kind(os.path.join(folder, name)) for name in names}
+    # each name matched once per pattern set, with the compiled sets (a registry folder has
+    # thousands of names)
+    signature_re, trainer_re = _pattern(SIGNATURE_PATTERNS), _pattern(_TRAINER_STATE)
+    bases = {name: name.rsplit("/", 1)[-1].lower() for name in names}
+    signed = {name for name in names if signature_re.match(bases[name])}
     weights = {
         name
         for name, kind in kinds.items()
         if kind is not None
-        and not (kind in _PICKLE_KINDS and _matches(name, _TRAINER_STATE))
-        and not _matches(name, SIGNATURE_PATTERNS)
+        and not (kind in _PICKLE_KINDS and trainer_re.match(bases[name]))
+        and name not in signed
     }
     findings: list[Finding] = []
-    signatures = _signatures(folder, names)
+    signatures = _signatures(folder, names, signed)
     if not signatures and weights:
         findings.append(
             _finding(

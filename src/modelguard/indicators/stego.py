@@ -123,19 +123,22 @@ def bitplane_stats(
         return WindowStats(start, end, reason, screen_z, chi2_dof=(1 << bits) - 1)
     udt = np.dtype(f"<u{itemsize}")
     words = data[: n * itemsize].view(udt)
-    low = data[: n * itemsize : itemsize]
-    low8_zero = float(np.count_nonzero(low == 0)) / n
+    # one histogram of every value's low byte gives the zero share, the histogram of the
+    # values kept and, folded, the histogram of the low `bits` bits
+    low_hist = np.bincount(data[: n * itemsize : itemsize], minlength=256)
+    low8_zero = float(low_hist[0]) / n
+    kept = n if dtype in _LOW_BITS else 0
     narrow = _NARROW.get(dtype)
-    if narrow is not None:
+    if narrow is not None and kept:
         # values of narrower origin (fp16/bf16 rows upcast and untouched since: unused
         # embedding rows) have zero low bits by design; uniformity applies to the others.
-        low = low[(words & udt.type(narrow)) != 0]
-    if bits < 8:
-        low = low & np.uint8((1 << bits) - 1)
-    kept = len(low) if dtype in _LOW_BITS else 0
+        # Their low byte is zero (the narrow mask covers it): they leave bin 0 only.
+        dropped = n - int(np.count_nonzero(words & udt.type(narrow)))
+        low_hist[0] -= dropped
+        kept -= dropped
     chi2 = lsb_z = grid = math.nan
     if kept:
-        hist = np.bincount(low, minlength=1 << bits).astype(np.float64)
+        hist = low_hist.reshape(-1, 1 << bits).sum(axis=0).astype(np.float64)
         probs = np.full(1 << bits, 1.0 / (1 << bits))
         if narrow is not None:
             # a uniform value whose narrow bits are all zero was excluded: bin 0 is rarer
@@ -152,7 +155,7 @@ def bitplane_stats(
                 # torch's uniform_ draws 24-bit fractions, so small values have zero low
                 # bits): the low bits are not free, the tests do not apply.
                 chi2 = lsb_z = math.nan
-    top = np.right_shift(words, _TOP_MANTISSA_BIT[dtype]) & udt.type(1)
+    top = words & udt.type(1 << _TOP_MANTISSA_BIT[dtype])
     mantissa_top = float(np.count_nonzero(top)) / n
     low16 = math.nan
     if dtype == "F32":

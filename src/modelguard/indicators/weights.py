@@ -1,9 +1,9 @@
 """The streaming tensor pass: value and bit-plane indicators of one weights file (MG501-MG506).
 
 One pass reads each tensor (sampled windows by default, every byte in `full` mode) through
-reusable buffers per thread. Every value gets only the cheap exact counts and per-block
-triggers of `_screen` (integer min/max reductions, one AND and one population count per
-64-bit word). The exact tests run where they are needed:
+reusable buffers per thread, up to four consecutive windows per read. Every value gets only
+the cheap exact counts and per-block triggers of `_screen` (one AND per 64-bit word, row sums,
+min/max reductions). The exact tests run where they are needed:
 
 * the low-byte histogram and LSB tests (`stego`) on windows the screen flags, every window of
   sampled mode, every `sample_every`-th window of full mode and whole small tensors;
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelguard.indicators._screen import FLOATS, INTS, Win, float_window, int_window
+from modelguard.indicators._screen import FLOATS, INTS, Win, float_windows, int_window
 from modelguard.indicators._weights_findings import findings as _findings
 from modelguard.indicators._weights_findings import not_run
 from modelguard.indicators.carve import Carved, carve, low_byte_streams, printable_runs
@@ -93,6 +93,8 @@ class _Job:
 
 
 class _Buffers(threading.local):
+    """Per thread: two read buffers (the previous batch stays readable) and a scratch one."""
+
     def __init__(self) -> None:
         self.size = 0
         self.items: list[npt.NDArray[np.uint8]] = []
@@ -102,7 +104,6 @@ class _Buffers(threading.local):
             import numpy as np
 
             self.items = [np.empty(size, np.uint8) for _ in range(3)]
-            self.items.append(np.empty(size // 8 + 8, np.uint8))
             self.size = size
         return self.items
 
@@ -188,28 +189,54 @@ def _run(job: _Job, settings: IndicatorSettings, window: int, buffers: _Buffers)
     from modelguard.indicators.tensors import read_ranges
 
     ref = job.ref
-    bufs = buffers.get(window)
+    window -= window % (ref.itemsize or 1)  # as planned: whole values per window
+    bufs = buffers.get(window * _BATCH)
     out: list[Win] = []
     bits = FLOATS.get(ref.dtype)
     fd = os.open(ref.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         prev: tuple[int, npt.NDArray[np.uint8]] | None = None
-        for k, (start, end) in enumerate(job.windows):
+        for k, (lo, hi, count) in enumerate(_batches(job.windows)):
             buf = bufs[k % 2]
-            view = buf[:0]
-            for _off, chunk in read_ranges(ref, [(start, end)], buf, fd=fd):
-                view = chunk
+            data = buf[:0]
+            for _off, chunk in read_ranges(ref, [(lo, hi)], buf, fd=fd):
+                data = chunk
             if bits is None:
-                win = int_window(view, ref.itemsize, start)
+                wins = [
+                    int_window(data[at : at + window], ref.itemsize, lo + at)
+                    for at in range(0, count * window, window)
+                ]
             else:
-                win = float_window(view, bits, start, bufs[2], bufs[3], settings)
-                if win.flagged or start in job.examine:
+                wins = float_windows(data, bits, lo, window, bufs[2], settings)
+            for win in wins:
+                view = data[win.start - lo : win.start - lo + window]
+                if bits is not None and (win.flagged or win.start in job.examine):
                     _exact(job, win, view, prev, fd, settings)
-            out.append(win)
-            prev = (start, view)
+                out.append(win)
+                prev = (win.start, view)
     finally:
         os.close(fd)
     return out
+
+
+# Consecutive windows read and screened together (fewer, larger reads and NumPy calls).
+_BATCH = 4
+
+
+def _batches(windows: tuple[tuple[int, int], ...]) -> list[tuple[int, int, int]]:
+    """Group consecutive windows (each one's end the next one's start) by up to _BATCH.
+
+    Returns:
+        (first start, last end, number of windows) per group, in order.
+    """
+    groups: list[tuple[int, int, int]] = []
+    for start, end in windows:
+        if groups and groups[-1][1] == start and groups[-1][2] < _BATCH:
+            first, _end, count = groups[-1]
+            groups[-1] = (first, end, count + 1)
+        else:
+            groups.append((start, end, 1))
+    return groups
 
 
 def _exact(
