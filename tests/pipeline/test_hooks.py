@@ -39,7 +39,7 @@ def test_manifest_is_valid_for_pre_commit() -> None:
     assert scan["language"] == "python"
     assert scan["types"] == ["file"]  # by content: never restricted to model extensions
     assert scan["pass_filenames"] is True
-    assert scan["args"] == []  # no suppression needed for scripts elsewhere in the repository
+    assert scan["args"] == ["--"]  # staged names that look like options are file names
     assert shlex.split(scan["entry"])[:2] == ["modelguard", "scan"]
     verify = hooks["modelguard-verify"]
     assert verify["pass_filenames"] is False
