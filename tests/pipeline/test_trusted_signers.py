@@ -152,3 +152,57 @@ def test_verify_scan_with_policy_signers_blocks_a_signed_malicious_model(
     assert code == 1
     assert "MG101" in out
     assert cli(["verify", str(model), "--policy", str(policy), "-q"])[0] == 0
+
+
+def test_trust_material_inside_the_model_is_refused(
+    signed: dict[str, Path], tmp_path: Path, cli: Run
+) -> None:
+    """A key shipped with the model is refused, from the command line or the policy, also
+    when only its resolved path (a symlink into the model) lies inside."""
+    model = signed["model"]
+    shipped = model / "release.pub"
+    shipped.write_bytes(signed["b_pub"].read_bytes())
+    argv = ["verify", str(model), "--ignore", "release.pub", "--ignore", "ca.pem"]
+    code, out, err = cli([*argv, "--public-key", str(shipped)])
+    assert code == 2 and out == ""
+    assert "--public-key" in err and "release.pub" in err and "inside the model" in err
+    (model / "ca.pem").write_text("not a certificate\n")
+    code, _, err = cli([*argv, "--root-ca", str(model / "ca.pem")])
+    assert code == 2 and "--root-ca" in err and "ca.pem" in err
+    link = tmp_path / "outside.pub"
+    link.symlink_to(shipped)
+    policy = key_policy(tmp_path / "policy.toml", (signed["a_pub"], "a"), (link, "link"))
+    code, _, err = cli([*argv, "--policy", str(policy)])
+    assert code == 2 and "trusted signer 2" in err and "outside.pub" in err
+    # the same key kept outside the model verifies
+    assert cli([*argv, "--public-key", str(signed["b_pub"])])[0] == 0
+
+
+def test_an_unusable_signer_does_not_hide_the_verdict(
+    signed: dict[str, Path], tmp_path: Path, cli: Run
+) -> None:
+    gone = tmp_path / "gone.pub"
+    policy = key_policy(tmp_path / "policy.toml", (gone, "lost"), (signed["b_pub"], "release"))
+    argv = ["verify", str(signed["model"]), "--policy", str(policy), "--format", "json"]
+    code, out, err = cli(argv)
+    assert code == 0, err
+    notes = _json(out)["notes"]
+    assert isinstance(notes, list)
+    assert any("verified by trusted signer 2" in n for n in notes)
+    assert any("trusted signer 1" in n and "gone.pub" in n for n in notes)
+    (signed["model"] / "config.json").write_text('{"model_type": "changed"}\n')
+    code, out, _ = cli(argv)
+    assert code == 1
+    rules = {f["rule_id"] for r in _json(out)["files"] for f in r["findings"]}  # type: ignore[attr-defined]
+    assert "MG311" in rules
+
+
+def test_an_unusable_signer_and_no_verifying_one_is_a_usage_error(
+    signed: dict[str, Path], tmp_path: Path, cli: Run
+) -> None:
+    """The signer that could not be used may be the one that signed: no verdict (exit 2)."""
+    gone = tmp_path / "gone.pub"
+    policy = key_policy(tmp_path / "policy.toml", (signed["a_pub"], "a"), (gone, "lost"))
+    code, out, err = cli(["verify", str(signed["model"]), "--policy", str(policy)])
+    assert code == 2 and out == ""
+    assert "trusted signer 2" in err and "gone.pub" in err and "MG30" in err

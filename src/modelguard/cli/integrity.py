@@ -258,6 +258,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
     try:
         policy = _verify_policy(args) if args.scan or not trust_given else None
+        _refuse_trust_inside(args, None if trust_given else policy)
         with console.byte_progress(show, "verifying") as progress:
             if trust_given:
                 outcome = _verify_once(args, progress, {})
@@ -303,6 +304,44 @@ def _verify_policy(args: argparse.Namespace) -> Policy:
             "(pass it with --policy to use it)\n",
         )
     return policy
+
+
+def _refuse_trust_inside(args: argparse.Namespace, policy: Policy | None) -> None:
+    """Refuse trust material (keys, certificates, a trusted root) inside the model itself.
+
+    Whoever can change the model can change a key shipped with it and re-sign: the trust must
+    come from outside. Both where each file lies and what it resolves to are checked.
+
+    Args:
+        args: the command line (its trust options are checked).
+        policy: the policy whose `[[trusted_signers]]` are used, or None.
+
+    Raises:
+        ConfigError: naming the first such file and where it was given.
+    """
+    from modelguard.errors import ConfigError
+    from modelguard.policy import policy_inside
+
+    files: list[tuple[str, str]] = []
+    for option, values in (
+        ("--public-key", args.public_key),
+        ("--root-ca", args.root_ca),
+        ("--pq-public-key", args.pq_public_key),
+        ("--trusted-root", [args.trusted_root] if args.trusted_root else None),
+    ):
+        files.extend((os.fspath(value), option) for value in values or ())
+    if policy is not None:
+        where = policy.source or "the policy"
+        for number, signer in enumerate(policy.trusted_signers, 1):
+            origin = f"trusted signer {number} of {where}"
+            files.extend((name, origin) for name in signer.trust_files())
+    for name, origin in files:
+        if policy_inside(name, [args.path]):
+            raise ConfigError(
+                f"{origin}: refusing {name}: it lies inside the model being verified "
+                f"({args.path}); whoever can change the model can change it, so keep keys "
+                "and certificates outside the model folder"
+            )
 
 
 def _verify_once(
@@ -360,13 +399,15 @@ def _verify_with_policy(
 ) -> VerificationOutcome:
     """Verify against each of the policy's trusted signers until one verifies the signature.
 
-    A signer that did not make the signature (MG301, MG302) is skipped; the first signer that
-    verifies the signature decides, even when the model then fails (a changed file is a
-    failure whatever other signers there are). The report notes which signer it was.
+    A signer that did not make the signature (MG301, MG302) is skipped, and so is one whose
+    key or certificate file cannot be used (missing, unreadable, malformed); the first signer
+    that verifies the signature decides, even when the model then fails (a changed file is a
+    failure whatever other signers there are). The report notes which signer it was, and any
+    signer that could not be used.
 
     Raises:
-        ConfigError: the policy names no trusted signer, or a signer's key or certificate
-            file is unusable.
+        ConfigError: the policy names no trusted signer, or no signer verified the signature
+            and at least one could not be used (it might have been the one).
     """
     import dataclasses
 
@@ -379,24 +420,32 @@ def _verify_with_policy(
             f"[[trusted_signers]] in the policy file (--policy); {where} has none"
         )
     tried: list[str] = []
+    unusable: list[str] = []
     first: VerificationOutcome | None = None
     for number, signer in enumerate(policy.trusted_signers, 1):
-        outcome = _verify_once(args, progress, _signer_trust(signer, args))
-        failure = outcome.first_failure
         label = f"trusted signer {number} of {where} ({signer.describe()})"
+        try:
+            outcome = _verify_once(args, progress, _signer_trust(signer, args))
+        except ConfigError as exc:  # its trust material cannot be used: try the others
+            unusable.append(f"{label} could not be used: {exc}")
+            continue
+        failure = outcome.first_failure
         if outcome.verified is not None or (
             failure is not None and failure.rule_id not in _NOT_THIS_SIGNER
         ):
             reason = f"; reason: {signer.reason}" if signer.reason else ""
             verb = "verified by" if outcome.verified is not None else "signature by"
-            note = f"{verb} {label}{reason}"
+            notes = (*outcome.report.notes, f"{verb} {label}{reason}", *unusable)
             return dataclasses.replace(
-                outcome,
-                report=dataclasses.replace(outcome.report, notes=(*outcome.report.notes, note)),
+                outcome, report=dataclasses.replace(outcome.report, notes=notes)
             )
         first = first or outcome
         why = failure.rule_id if failure is not None else "not verified"
         tried.append(f"{number} ({signer.describe()}): {why}")
+    if unusable:
+        # The signer that could not be used may be the one that signed: no verdict.
+        others = f"; the others did not verify it: {'; '.join(tried)}" if tried else ""
+        raise ConfigError("; ".join(unusable) + others)
     assert first is not None
     note = f"no trusted signer of {where} verified the signature: " + "; ".join(tried)
     return dataclasses.replace(

@@ -19,6 +19,7 @@
 
 A signature verifies when any one trusted signer verifies it. Paths are resolved against the
 folder of the policy file; their existence is checked when they are used, not when parsed.
+`modelguard verify` refuses trust files that lie inside the model being verified.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ class TrustedSigner:
             pin = f" [{self.identity}]" if self.identity else ""
             return f"certificate chain {', '.join(self.certificate_chain)}{pin}"
         return f"sigstore {self.identity} ({self.issuer})"
+
+    def trust_files(self) -> tuple[str, ...]:
+        """Return the files this signer's trust rests on (its key, or its certificate chain)."""
+        if self.kind == "key":
+            return (self.key,) if self.key is not None else ()
+        return self.certificate_chain
 
 
 def _text(entry: Mapping[str, object], key: str, where: str) -> str:
