@@ -13,9 +13,16 @@ Values are the `FileResult` as JSON (never pickle); on a hit the result is re-la
 current display path. The database lives in the user cache folder (`default_cache_dir`), in WAL
 mode with a busy timeout, so concurrent runs share it. Any problem with the cache folder or
 file (missing, read-only, corrupt, locked for too long) turns the cache off for the run: the
-scan goes on without it and `ResultCache.error` says why. The cache trusts its own folder:
-whoever can write there can change results, so the folder is created private (0700) and the
-database file 0600; pass ``--no-cache`` where that folder is not trusted.
+scan goes on without it and `ResultCache.error` says why; so does a damaged entry (a miss).
+
+The cache trusts its own folder: whoever can write there can change results. So the folder is
+created private (0700) and the database file 0600, and a cache is not used (the scan goes on
+without it, with a note) when, on POSIX systems, its folder (a symlink is judged by its target)
+or database is not owned by the current user or is group- or world-writable, when the database
+is a symbolic link, when ``MODELGUARD_CACHE_DIR`` is a relative path, or when the folder lies
+inside a scanned folder (or a scanned path lies inside it). The cache's own files are never
+scanned. A result is stored only when the bytes the scan read are the bytes that were hashed
+(same device, inode, size and times on both descriptors).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_FILE",
     "ResultCache",
+    "UntrustedCacheError",
     "cacheable",
     "default_cache_dir",
     "policy_digest",
@@ -53,6 +62,8 @@ CACHE_FILE = "results-v1.sqlite3"
 #: Part of every key: bump when the stored JSON changes shape.
 _SCHEMA = "1"
 _BUSY_TIMEOUT_MS = 10_000
+# Suffixes of the files SQLite keeps beside the database.
+_COMPANIONS = frozenset({"", "-wal", "-shm", "-journal"})
 # Results of these formats depend on files beside the scanned one (see the module docstring).
 _CONTEXT_FORMATS = frozenset({"json"})
 _CONTEXT_PREFIXES = ("onnx",)
@@ -72,7 +83,8 @@ CREATE TABLE IF NOT EXISTS results (
 def default_cache_dir() -> Path:
     """Return the folder of the result cache.
 
-    ``MODELGUARD_CACHE_DIR`` when set; else the platform's user cache folder: on Linux and
+    ``MODELGUARD_CACHE_DIR`` when set (a relative value is returned as is; `ResultCache`
+    refuses it); else the platform's user cache folder: on Linux and
     other POSIX systems ``$XDG_CACHE_HOME/modelguard`` (default ``~/.cache/modelguard``), on
     macOS ``~/Library/Caches/modelguard``, on Windows ``%LOCALAPPDATA%\\modelguard\\Cache``.
     """
@@ -114,12 +126,14 @@ def _location_to_dict(loc: Location, display: str) -> dict[str, Any]:
 
 
 def _location_from_dict(doc: Mapping[str, Any], display: str) -> Location:
+    if not isinstance(doc, dict):
+        raise ValueError("bad location")
     path = doc.get("path", display)
     members = doc["members"]
     offset = doc["offset"]
     if not isinstance(path, str) or not isinstance(members, list):
         raise ValueError("bad location")
-    if offset is not None and not isinstance(offset, int):
+    if offset is not None and (not isinstance(offset, int) or isinstance(offset, bool)):
         raise ValueError("bad offset")
     if not all(isinstance(m, str) for m in members):
         raise ValueError("bad members")
@@ -159,13 +173,23 @@ def result_from_dict(doc: Mapping[str, Any], display: str) -> FileResult:
         ValueError: the data is not a stored result (a miss for the caller).
     """
     try:
+        if not isinstance(doc, dict):
+            raise ValueError("bad result")
         size = doc["size"]
         formats = doc["formats"]
         if not isinstance(size, int) or not isinstance(formats, list):
             raise ValueError("bad result")
+        if not isinstance(doc["findings"], list):
+            raise ValueError("bad findings")
         findings = []
         for raw in doc["findings"]:
-            evidence = tuple((str(k), str(v)) for k, v in raw["evidence"])
+            pairs = raw["evidence"]
+            if not isinstance(pairs, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+                for p in pairs
+            ):
+                raise ValueError("bad evidence")
+            evidence = tuple((k, v) for k, v in pairs)
             message = raw["message"]
             rule = raw["rule"]
             if not isinstance(message, str) or not isinstance(rule, str):
@@ -179,15 +203,50 @@ def result_from_dict(doc: Mapping[str, Any], display: str) -> FileResult:
                     evidence,
                 )
             )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"not a stored result: {exc}") from exc
-    return FileResult(display, size, tuple(str(f) for f in formats), tuple(findings), ())
+        if not all(isinstance(f, str) for f in formats):
+            raise ValueError("bad formats")
+        return FileResult(display, size, tuple(formats), tuple(findings), ())
+    except ValueError:
+        raise
+    except Exception as exc:  # any shape a damaged or hand-edited entry can have: a miss
+        raise ValueError(f"not a stored result: {type(exc).__name__}: {exc}") from exc
+
+
+class UntrustedCacheError(OSError):
+    """The cache folder or database may have been written by someone else."""
+
+
+def _check_private(st: os.stat_result, what: str, path: Path) -> None:
+    """Raise `UntrustedCacheError` unless `st` is owned by this user and not writable by others.
+
+    POSIX only: on Windows the folder's ACLs decide and nothing is checked here.
+    """
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return
+    if st.st_uid != geteuid():
+        raise UntrustedCacheError(f"the {what} {path} is owned by another user (uid {st.st_uid})")
+    if st.st_mode & 0o022:
+        raise UntrustedCacheError(
+            f"the {what} {path} is group- or world-writable (mode {st.st_mode & 0o777:o})"
+        )
 
 
 def _private_file(path: Path) -> None:
-    """Create `path` (mode 0600) if missing, so that SQLite never creates it wider."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    os.close(fd)
+    """Create `path` (mode 0600) if missing, so that SQLite never creates it wider, and check
+    that it is a regular file (never a symbolic link) that this user alone can write."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0)
+    if os.path.islink(path):
+        raise UntrustedCacheError(f"the cache database {path} is a symbolic link")
+    fd = os.open(path, flags, 0o600)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UntrustedCacheError(f"the cache database {path} is not a regular file")
+    _check_private(st, "cache database", path)
 
 
 class ResultCache:
@@ -206,8 +265,16 @@ class ResultCache:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         """Create a cache over `directory` (default: `default_cache_dir`); nothing is opened."""
-        self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.error: str | None = None
+        if directory is not None:
+            self.directory = Path(directory).expanduser().absolute()
+        else:
+            self.directory = default_cache_dir()
+            if not self.directory.is_absolute():  # would follow the working directory
+                self.error = (
+                    f"MODELGUARD_CACHE_DIR is a relative path ({self.directory}); "
+                    "give an absolute one"
+                )
         self.hits = 0
         self.misses = 0
         self.stored = 0
@@ -223,6 +290,31 @@ class ResultCache:
         """Return False once the cache has been turned off by an error."""
         return self.error is None
 
+    def overlap(self, targets: Iterable[str | os.PathLike[str]]) -> str | None:
+        """Return the first target that holds the cache folder (or lies in it), else None.
+
+        Compared by real paths: a cache inside a scanned folder could have been shipped with
+        it, and a scan of the cache's own folder would change it while reading it.
+        """
+        mine = os.path.realpath(self.directory)
+        for target in targets:
+            real = os.path.realpath(target)
+            try:
+                common = os.path.commonpath([mine, real])
+            except ValueError:  # Windows: on another drive
+                continue
+            if common in (mine, real):
+                return os.fspath(target)
+        return None
+
+    def owns(self, path: str | os.PathLike[str]) -> bool:
+        """Return True when `path` is the cache database or one of its companion files."""
+        name = os.path.basename(path)
+        if not name.startswith(CACHE_FILE) or name[len(CACHE_FILE) :] not in _COMPANIONS:
+            return False
+        parent = os.path.dirname(os.path.realpath(path))
+        return parent == os.path.realpath(self.directory)
+
     def _fail(self, what: str, exc: BaseException) -> None:
         self.error = f"{what}: {exc}"
         self.close()
@@ -234,6 +326,7 @@ class ResultCache:
 
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_private(os.stat(self.directory), "cache folder", self.directory)
             _private_file(self.path)
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             try:
@@ -285,9 +378,11 @@ class ResultCache:
                 if row is None:
                     continue
                 try:
+                    if not isinstance(row[0], str):
+                        raise ValueError("not text")
                     out[index] = result_from_dict(json.loads(row[0]), display)
-                except ValueError:
-                    continue  # a damaged entry is a miss; the fresh result replaces it
+                except Exception:  # a damaged entry is a miss; the fresh result replaces it
+                    continue
         except sqlite3.Error as exc:
             self._fail("result cache read failed", exc)
             out = [None] * len(keys)

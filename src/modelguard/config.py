@@ -34,6 +34,11 @@ class Limits:
         max_header_bytes: size of a format header (NumPy, safetensors) that is parsed.
         max_line_bytes: length of one newline-terminated pickle argument (protocol 0 GLOBAL,
             STRING, UNICODE, ...); longer literals are the only ones held in memory whole.
+        worker_timeout: seconds, per file of a batch, that a worker process may take when
+            files are scanned in a pool (``--jobs``, an executor); counted from when the batch
+            is handed to a worker. The files of a batch that takes longer are reported
+            incomplete (MG003) and a local worker stuck on it is stopped. Scans in this process
+            do not use it: their work is bounded by the other limits.
     """
 
     max_depth: int = 8
@@ -48,6 +53,7 @@ class Limits:
     max_pickles_per_stream: int = 64
     max_header_bytes: int = 100 * _MiB
     max_line_bytes: int = 16 * _MiB
+    worker_timeout: int = 600
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -10,11 +10,18 @@
    threads), or on the caller's executor (a Dask ``Client.get_executor()``, a
    ``ProcessPoolExecutor``, ...). Files go out in batches balanced by size, and every result is
    put back in the entries' order, so the report is the same as a serial run's;
-3. new complete results are stored, unless the file changed since it was hashed.
+3. new complete results are stored, but only when the descriptor the scan read has the identity
+   (device, inode, size, mtime, ctime) that the hash saw: a file changed or swapped (a symlink
+   flipped) between hashing and scanning is scanned but not stored.
 
-A batch whose worker fails (a crash, a lost Dask worker) gives incomplete results (MG002) for
-its files: never safe. The paths are sent to the workers, so they must see the same files
-(a shared file system for a cluster); results come back through the executor's own transport.
+Only regular files are hashed or sniffed (a FIFO or a device is never opened for that; the
+scan reports it). A batch whose worker fails (a crash, a lost Dask worker) gives incomplete
+results (MG002) for its files; a batch that runs longer than ``Limits.worker_timeout`` seconds
+per file, counted from when it is handed to a worker, gives incomplete results (MG003) for its
+files: never safe. A local worker stuck on such a batch is stopped (the pool is replaced and
+the other unfinished batches run again); on a caller's executor the batch is only given up.
+The paths are sent to the workers, so they must see the same files (a shared file system for a
+cluster); results come back through the executor's own transport.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from __future__ import annotations
 import heapq
 import math
 import os
+import stat
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -47,6 +56,17 @@ _MAX_BATCH_FILES = 128
 _CACHE_ALGORITHM = "sha256"
 
 _Item = tuple[int, str, str]  # (entry index, file path, display path)
+_Identity = tuple[int, int, int, int, int]  # (dev, ino, size, mtime_ns, ctime_ns)
+_Read = tuple[FileResult, _Identity | None]  # a result and what the scan read
+_SNIFF_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+#: Longest wait between two looks at the running batches (their clocks and deadlines).
+_POLL_SECONDS = 0.5
 
 
 def scan_batch(items: Sequence[tuple[str, str]], policy: Policy) -> list[FileResult]:
@@ -62,6 +82,19 @@ def scan_batch(items: Sequence[tuple[str, str]], policy: Policy) -> list[FileRes
     from modelguard.scanner import scan_file
 
     return [scan_file(path, display, policy) for path, display in items]
+
+
+def _scan_read(path: str, display: str, policy: Policy) -> _Read:
+    """Scan one file; return its result and the identity of the bytes the scan read."""
+    from modelguard import scanner
+
+    result = scanner.scan_file(path, display, policy)
+    return result, scanner.last_read_identity(path)
+
+
+def _scan_batch_read(items: Sequence[tuple[str, str]], policy: Policy) -> list[_Read]:
+    """`scan_batch`, with what each scan read (the function a worker runs)."""
+    return [_scan_read(path, display, policy) for path, display in items]
 
 
 def _size(path: str) -> int:
@@ -100,10 +133,21 @@ def batches(items: Sequence[_Item], count: int) -> list[list[_Item]]:
     return [sorted(item for _, item in bins[b]) for b in order if bins[b]]
 
 
-def _failed(items: Sequence[_Item], exc: BaseException) -> list[FileResult]:
+def _failed(items: Sequence[_Item], exc: BaseException) -> list[_Read]:
     reason = f"internal error: the worker scanning this file failed ({type(exc).__name__}: {exc})"
     return [
-        FileResult(display, 0, (), (), (Incomplete("MG002", reason, Location(display)),))
+        (FileResult(display, 0, (), (), (Incomplete("MG002", reason, Location(display)),)), None)
+        for _, _, display in items
+    ]
+
+
+def _timed_out(items: Sequence[_Item], seconds: int) -> list[_Read]:
+    reason = (
+        f"time limit: worker_timeout ({seconds} s per file of its batch of {len(items)}) "
+        "reached in the worker scanning this file; not analysed"
+    )
+    return [
+        (FileResult(display, 0, (), (), (Incomplete("MG003", reason, Location(display)),)), None)
         for _, _, display in items
     ]
 
@@ -122,33 +166,72 @@ def _workers(jobs: int | None, executor: Executor | None) -> int:
 
 
 def _run_pool(
-    todo: list[_Item],
+    work: list[list[_Item]],
     policy: Policy,
     executor: Executor,
     workers: int,
-    on_result: Callable[[int, FileResult], None],
-) -> None:
-    pending: dict[Future[list[FileResult]], list[_Item]] = {}
-    for batch in batches(todo, _batch_count(len(todo), workers)):
-        pairs = [(path, display) for _, path, display in batch]
-        pending[executor.submit(scan_batch, pairs, policy)] = batch
-    from concurrent.futures import as_completed
+    on_result: Callable[[int, FileResult, _Identity | None], None],
+    *,
+    local: bool,
+) -> tuple[list[list[_Item]], bool]:
+    """Run the batches `work` on `executor`; report every result through `on_result`.
 
+    A batch's clock starts when it is among the first `workers` unfinished batches (in
+    submission order: the ones the workers hold) and runs for ``worker_timeout`` seconds per
+    file. A batch past its time gets incomplete results. For a `local` pool the wait then
+    stops: the other unfinished batches are returned, to be run again on a fresh pool (the
+    caller stops this one). Otherwise the batch is given up and the others are awaited.
+
+    Returns:
+        (the batches to run again: only for a `local` pool after a time out, whether a batch
+        timed out: its worker may still be busy).
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    limit = policy.limits.worker_timeout
+    pending: dict[Future[list[_Read]], list[_Item]] = {}
+    for batch in work:
+        pairs = [(path, display) for _, path, display in batch]
+        pending[executor.submit(_scan_batch_read, pairs, policy)] = batch
+    started: dict[Future[list[_Read]], float] = {}
+    timed_out = False
     try:
-        for future in as_completed(pending):
-            batch = pending[future]
-            try:
-                results = future.result()
-                if len(results) != len(batch):
-                    raise RuntimeError(f"{len(results)} results for {len(batch)} files")
-            except Exception as exc:  # a lost worker must fail closed: incomplete, never safe
-                results = _failed(batch, exc)
-            for (index, _, _), result in zip(batch, results, strict=True):
-                on_result(index, result)
+        while pending:
+            now = time.monotonic()
+            for future in list(pending)[:workers]:  # dicts keep the submission order
+                started.setdefault(future, now)
+            deadlines = {f: t + limit * len(pending[f]) for f, t in started.items()}
+            wait_for = min(_POLL_SECONDS, max(0.0, min(deadlines.values()) - now))
+            done, _ = wait(list(pending), timeout=wait_for, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch = pending.pop(future)
+                started.pop(future, None)
+                try:
+                    reads = future.result()
+                    if len(reads) != len(batch):
+                        raise RuntimeError(f"{len(reads)} results for {len(batch)} files")
+                except Exception as exc:  # a lost worker must fail closed: never safe
+                    reads = _failed(batch, exc)
+                for (index, _, _), (result, identity) in zip(batch, reads, strict=True):
+                    on_result(index, result, identity)
+            now = time.monotonic()
+            late = [f for f in list(started) if f in pending and now >= deadlines[f]]
+            for future in late:
+                timed_out = True
+                if not local:  # a local pool is stopped instead (cancelling races its stop)
+                    future.cancel()
+                batch = pending.pop(future)
+                del started[future]
+                for (index, _, _), (result, _) in zip(batch, _timed_out(batch, limit), strict=True):
+                    on_result(index, result, None)
+            if late and local and pending:
+                return list(pending.values()), True
     except BaseException:
-        for future in pending:
-            future.cancel()
+        if not local:
+            for future in pending:
+                future.cancel()
         raise
+    return [], timed_out
 
 
 def _local_pool(jobs: int) -> Executor:
@@ -158,23 +241,75 @@ def _local_pool(jobs: int) -> Executor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _cheaper_than_hashing(path: str) -> bool:
-    """Return True for a safetensors or GGUF file: its scan reads the header, a hash every byte.
+def _stop_pool(pool: Executor) -> None:
+    """Shut a local pool down without waiting for its workers: stop the ones still running."""
+    processes = getattr(pool, "_processes", None) or {}
+    alive = [proc for proc in list(processes.values()) if proc.is_alive()]
+    for proc in alive:
+        proc.terminate()
+    for proc in alive:
+        proc.join(2)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)
+    pool.shutdown(wait=False)
 
-    Such files are scanned directly, never through the cache (always correct: the cache is
-    only a shortcut).
+
+def _run_local(
+    todo: list[_Item],
+    policy: Policy,
+    workers: int,
+    on_result: Callable[[int, FileResult, _Identity | None], None],
+) -> None:
+    """Run `todo` on pools of local worker processes (a fresh pool after a time out)."""
+    work = batches(todo, _batch_count(len(todo), workers))
+    while work:
+        pool = _local_pool(min(workers, sum(len(batch) for batch in work)))
+        clean = False
+        try:
+            work, stuck = _run_pool(work, policy, pool, workers, on_result, local=True)
+            clean = not stuck
+        finally:
+            if clean:
+                pool.shutdown(wait=True, cancel_futures=True)
+            else:  # a stuck worker (or an interrupt): do not wait for it
+                _stop_pool(pool)
+
+
+def _needs_hash(path: str) -> bool:
+    """Return True when `path` goes through the cache: a regular file that is not cheaper to
+    scan than to hash.
+
+    Anything but a regular file is never opened here (a FIFO would block, a device could
+    never end): the scan reports it. Safetensors and GGUF files are scanned directly, never
+    through the cache: their scan reads the header, a hash every byte (always correct: the
+    cache is only a shortcut).
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, _SNIFF_FLAGS)
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.pread(fd, 9, 0) if hasattr(os, "pread") else os.read(fd, 9)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     if head.startswith(GGUF_MAGIC):
-        return True
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2
+        return False
+    cheap = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2
+    return not cheap
 
 
-def _same_file(path: str, identity: FileIdentity) -> bool:
+def _same_file(path: str, identity: FileIdentity, read: _Identity | None) -> bool:
+    """Return True when the scan read the bytes that were hashed (and the file is unchanged)."""
+    hashed = (identity.dev, identity.ino, identity.size, identity.mtime_ns, identity.ctime_ns)
+    if read is None or read != hashed:
+        return False
     try:
         return identity.matches(os.stat(path))
     except OSError:
@@ -212,6 +347,7 @@ def scan_entries(
     results: list[FileResult | None] = [None] * total
     keys: list[tuple[str, str] | None] = [None] * total
     identities: list[FileIdentity | None] = [None] * total
+    reads: list[_Identity | None] = [None] * total
     policy_key = ""
     if cache is not None and total and cache.open():
         from modelguard.cache import policy_digest
@@ -219,10 +355,8 @@ def scan_entries(
 
         policy_key = policy_digest(policy)
         if progress is not None:
-            progress(0, total, "(hashing files for the result cache)")
-        wanted = [
-            i for i, (path, _) in enumerate(entries) if not _cheaper_than_hashing(os.fspath(path))
-        ]
+            progress(0, total, "")  # hashing for the result cache
+        wanted = [i for i, (path, _) in enumerate(entries) if _needs_hash(os.fspath(path))]
         hashed = hash_tasks(
             [HashTask(os.fspath(entries[i][0]), str(i)) for i in wanted],
             _CACHE_ALGORITHM,
@@ -242,9 +376,10 @@ def scan_entries(
 
     done = 0
 
-    def finished(index: int, result: FileResult) -> None:
+    def finished(index: int, result: FileResult, read: _Identity | None) -> None:
         nonlocal done
         results[index] = result
+        reads[index] = read
         done += 1
         if progress is not None and executor_used:
             progress(done, total, result.path)
@@ -257,26 +392,21 @@ def scan_entries(
     workers = _workers(jobs, executor)
     executor_used = executor is not None or (workers > 1 and len(todo) > 1)
     if not executor_used:
-        from modelguard.scanner import scan_file
-
         pending = {i for i, _, _ in todo}
         for i, (path, display) in enumerate(entries):
             if progress is not None:
                 progress(i, total, display)
             if i in pending:
-                results[i] = scan_file(path, display, policy)
+                results[i], reads[i] = _scan_read(os.fspath(path), display, policy)
     else:
         done = total - len(todo)  # the cache hits
         if progress is not None:
             progress(done, total, "")
         if executor is not None:
-            _run_pool(todo, policy, executor, workers, finished)
+            work = batches(todo, _batch_count(len(todo), workers))
+            _run_pool(work, policy, executor, workers, finished, local=False)
         else:
-            pool = _local_pool(min(workers, len(todo)))
-            try:
-                _run_pool(todo, policy, pool, workers, finished)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            _run_local(todo, policy, workers, finished)
 
     if cache is not None and cache.enabled:
         fresh = []
@@ -284,7 +414,7 @@ def scan_entries(
             key, identity, scanned = keys[i], identities[i], results[i]
             if key is None or identity is None or scanned is None:
                 continue
-            if _same_file(os.fspath(entries[i][0]), identity):
+            if _same_file(os.fspath(entries[i][0]), identity, reads[i]):
                 fresh.append((key, scanned))
         cache.put_many(fresh, policy_key)
     out = [r for r in results if r is not None]

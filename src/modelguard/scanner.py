@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -76,6 +77,37 @@ def _check_extension(scan: FileScan, name: str, fmt: str) -> None:
     )
 
 
+# What the last `scan_file` of this thread read: (path, identity of the open descriptor), the
+# identity None when the file changed while it was scanned. The result cache stores a result
+# only when this identity is the one its hash saw (see `modelguard.parallel`).
+_READ = threading.local()
+
+
+def _record_read(path: str, blob: FileBlob, opened: os.stat_result) -> None:
+    try:
+        after = blob.stat()
+    except OSError:
+        _READ.last = (path, None)
+        return
+    ident = (opened.st_dev, opened.st_ino, opened.st_size, opened.st_mtime_ns, opened.st_ctime_ns)
+    now = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+    _READ.last = (path, ident if ident == now else None)
+
+
+def last_read_identity(path: str) -> tuple[int, int, int, int, int] | None:
+    """Return what the last `scan_file` of this thread read from `path`, if it read it whole.
+
+    The identity (device, inode, size, mtime_ns, ctime_ns) of the descriptor the scan read,
+    taken when it was opened and unchanged when the scan ended; None when the last scan of this
+    thread was of another path, read nothing, or saw the file change.
+    """
+    last = getattr(_READ, "last", None)
+    if last is None or last[0] != path:
+        return None
+    ident: tuple[int, int, int, int, int] | None = last[1]
+    return ident
+
+
 def scan_file(path: str | os.PathLike[str], display: str, policy: Policy) -> FileResult:
     """Scan one file and return its result (never raises for problems inside the file).
 
@@ -87,16 +119,25 @@ def scan_file(path: str | os.PathLike[str], display: str, policy: Policy) -> Fil
     def unreadable(reason: str) -> FileResult:
         return FileResult(display, 0, (), (), (Incomplete("MG001", reason, scan.root),))
 
+    _READ.last = None
     try:
         info = os.stat(path)
     except OSError as exc:
         return unreadable(f"cannot read the file: {exc.strerror or exc}")
     if not stat.S_ISREG(info.st_mode):
         return unreadable("not a regular file (device, FIFO or socket): not read")
-    try:
+    try:  # FileBlob opens with O_NONBLOCK: a path swapped for a FIFO does not block
         blob = FileBlob.open(path)
     except OSError as exc:
         return unreadable(f"cannot read the file: {exc.strerror or exc}")
+    try:
+        opened = blob.stat()
+    except OSError as exc:
+        blob.close()
+        return unreadable(f"cannot read the file: {exc.strerror or exc}")
+    if not stat.S_ISREG(opened.st_mode):
+        blob.close()
+        return unreadable("not a regular file (device, FIFO or socket): not read")
     with blob:
         try:
             fmt = scan.analyse(blob, scan.root, 0)
@@ -112,6 +153,7 @@ def scan_file(path: str | os.PathLike[str], display: str, policy: Policy) -> Fil
                 scan.root,
             )
         size = blob.size
+        _record_read(os.fspath(path), blob, opened)
     findings = sorted_findings(scan.coll.findings)
     incomplete = tuple(dict.fromkeys(scan.coll.incomplete))
     formats = tuple(f for f in scan.formats if f not in ("raw", "limit"))
@@ -275,19 +317,37 @@ def _scan_entries(
 
 def _open_cache(
     cache: bool | str | os.PathLike[str] | ResultCache | None,
+    resolved: Sequence[tuple[Path, str]] = (),
+    notes: list[str] | None = None,
 ) -> tuple[ResultCache | None, bool]:
-    """Return (the cache to use, whether this scan opened it and must close it)."""
+    """Return (the cache to use, whether this scan opened it and must close it).
+
+    A cache whose folder lies inside a scan target (or holds one) is not used: its note is
+    appended to `notes`.
+    """
     if cache is None or cache is False:
         return None, False
     from modelguard.cache import ResultCache
 
     if isinstance(cache, ResultCache):
-        return cache, False
-    if cache is True:
-        return ResultCache(), True
-    if isinstance(cache, (str, os.PathLike)):
-        return ResultCache(cache), True
-    raise ConfigError(f"cache must be a bool, a folder or a ResultCache, not {cache!r}")
+        opened, owned = cache, False
+    elif cache is True:
+        opened, owned = ResultCache(), True
+    elif isinstance(cache, (str, os.PathLike)):
+        opened, owned = ResultCache(cache), True
+    else:
+        raise ConfigError(f"cache must be a bool, a folder or a ResultCache, not {cache!r}")
+    clash = opened.overlap(path for path, _ in resolved)
+    if clash is None:
+        return opened, owned
+    if notes is not None:
+        notes.append(
+            f"result cache not used: its folder {opened.directory} and the scanned path "
+            f"{clash} overlap (a cache shipped with a model is not trusted)"
+        )
+    if owned:
+        opened.close()
+    return None, False
 
 
 def _finish(
@@ -375,7 +435,9 @@ def scan(
     skipped: list[str] = []
     left_out: list[str] = []
     entries = _collect(resolved, policy, skipped, left_out)
-    result_cache, owned = _open_cache(cache)
+    result_cache, owned = _open_cache(cache, resolved, left_out)
+    if result_cache is not None:  # the cache's own files (reached through a symlink)
+        entries = [entry for entry in entries if not result_cache.owns(entry[0])]
     try:
         results = _scan_entries(
             entries, policy, progress, jobs=jobs, executor=executor, cache=result_cache

@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--cache-dir",
         metavar="DIR",
-        help="result cache folder (default: $MODELGUARD_CACHE_DIR, else the user cache folder)",
+        help="result cache folder (default: $MODELGUARD_CACHE_DIR, else the user cache folder); "
+        "not used (with a note) unless private to you and outside the scanned paths",
     )
     scan.add_argument(
         "--ignore",

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Blob", "BlobIO", "BytesBlob", "FileBlob", "SliceBlob"]
 
+# O_NONBLOCK: opening a FIFO (a path swapped after a check) must not block; it has no effect
+# on the reads of a regular file.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+
 
 class Blob(Protocol):
     """A read-only, random-access byte source of known size."""
@@ -73,13 +83,21 @@ class FileBlob:
         Raises:
             OSError: the file cannot be opened.
         """
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, _OPEN_FLAGS)
         try:
             size = os.fstat(fd).st_size
         except OSError:
             os.close(fd)
             raise
         return cls(fd, size)
+
+    def stat(self) -> os.stat_result:
+        """Return `os.fstat` of the open descriptor: what is read, whatever the path is now.
+
+        Raises:
+            OSError: the descriptor is closed or cannot be queried.
+        """
+        return os.fstat(self._fd)
 
     def close(self) -> None:
         """Close the underlying descriptor."""
