@@ -36,7 +36,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelguard.formats.sniff import GGUF_MAGIC
+from modelguard.formats.sniff import GGUF_MAGIC, HDF5_MAGIC
 from modelguard.results import FileResult, Incomplete, Location
 
 if TYPE_CHECKING:
@@ -276,14 +276,24 @@ def _run_local(
                 _stop_pool(pool)
 
 
+# Zip archives (PyTorch checkpoints, .keras) and NumPy arrays are read by seeking: the scan
+# reads the directory, the pickles and the headers, not the tensor data. From this size on,
+# hashing every byte costs more than scanning them again.
+_SEEKING_MIN = 8 * 1024 * 1024
+_SEEKING_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
+# HDF5 metadata is read in a subprocess (tens of milliseconds): worth caching up to here.
+_HDF5_MIN = 256 * 1024 * 1024
+
+
 def _needs_hash(path: str) -> bool:
     """Return True when `path` goes through the cache: a regular file that is not cheaper to
     scan than to hash.
 
     Anything but a regular file is never opened here (a FIFO would block, a device could
-    never end): the scan reports it. Safetensors and GGUF files are scanned directly, never
-    through the cache: their scan reads the header, a hash every byte (always correct: the
-    cache is only a shortcut).
+    never end): the scan reports it. Safetensors and GGUF files, and large zip archives,
+    NumPy arrays and HDF5 files, are scanned directly, never through the cache: their scan
+    seeks to the headers and the pickles, a hash reads every byte (always correct: the cache
+    is only a shortcut).
     """
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -292,7 +302,8 @@ def _needs_hash(path: str) -> bool:
     except OSError:
         return False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return False
         head = os.pread(fd, 9, 0) if hasattr(os, "pread") else os.read(fd, 9)
     except OSError:
@@ -300,6 +311,10 @@ def _needs_hash(path: str) -> bool:
     finally:
         os.close(fd)
     if head.startswith(GGUF_MAGIC):
+        return False
+    if info.st_size >= _SEEKING_MIN and head.startswith(_SEEKING_MAGICS):
+        return False
+    if info.st_size >= _HDF5_MIN and head.startswith(HDF5_MAGIC[:8]):
         return False
     cheap = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2
     return not cheap

@@ -61,6 +61,24 @@ def test_cached_report_equals_fresh_and_hits(registry: Path, tmp_path: Path) -> 
     assert "bundle.zip" in names
 
 
+def test_large_seeking_formats_skip_the_cache(tmp_path: Path) -> None:
+    # a torch checkpoint's scan reads its pickle and directory, a hash every byte: from 8 MiB
+    # on, zip archives and NumPy arrays are scanned directly (the cache would cost more)
+    import numpy as np
+    import torch
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    torch.save({"w": torch.zeros(3 * 1024 * 1024)}, folder / "big.pt")  # 12 MiB zip
+    np.save(folder / "big.npy", np.zeros(2 * 1024 * 1024))  # 16 MiB array
+    torch.save({"w": torch.zeros(16)}, folder / "small.pt")
+    with ResultCache(tmp_path / "c") as cache:
+        report = scan(folder, cache=cache)
+    assert report.complete
+    names = {name for name, _ in _rows(tmp_path / "c")}
+    assert names == {"small.pt"}
+
+
 def test_hit_is_relabelled_to_the_new_path(registry: Path, tmp_path: Path) -> None:
     src = registry / "org0" / "model0" / "weights.pkl"
     copy = tmp_path / "elsewhere" / "weights.pkl"
