@@ -315,6 +315,29 @@ def _scan_entries(
     return scan_entries(entries, policy, progress, jobs=jobs, executor=executor, cache=cache)
 
 
+# Opening the result cache (SQLite, its folder checks) costs about 10 ms: a scan of a few
+# small files is faster without it.
+_CACHE_FILES = 8
+_CACHE_BYTES = 4 * 1024 * 1024
+
+
+def _cache_pays(entries: Sequence[tuple[Path, str]]) -> bool:
+    """Return True when the default cache can pay for itself: many files, or a big one.
+
+    Only the default cache (`scan(cache=True)`, the CLI's) is skipped otherwise; a cache the
+    caller names is always used.
+    """
+    if len(entries) >= _CACHE_FILES:
+        return True
+    for path, _ in entries:
+        try:
+            if os.stat(path).st_size >= _CACHE_BYTES:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _open_cache(
     cache: bool | str | os.PathLike[str] | ResultCache | None,
     resolved: Sequence[tuple[Path, str]] = (),
@@ -435,7 +458,9 @@ def scan(
     skipped: list[str] = []
     left_out: list[str] = []
     entries = _collect(resolved, policy, skipped, left_out)
-    result_cache, owned = _open_cache(cache, resolved, left_out)
+    result_cache, owned = (None, False)
+    if cache is not True or _cache_pays(entries):
+        result_cache, owned = _open_cache(cache, resolved, left_out)
     if result_cache is not None:  # the cache's own files (reached through a symlink)
         entries = [entry for entry in entries if not result_cache.owns(entry[0])]
     try:

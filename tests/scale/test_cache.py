@@ -263,6 +263,24 @@ def test_cli_caches_by_default_and_no_cache(registry: Path, tmp_path: Path) -> N
     assert (other / CACHE_FILE).is_file()
 
 
+def test_default_cache_is_skipped_for_a_few_small_files(tmp_path: Path) -> None:
+    # opening SQLite costs more than scanning a few small files again
+    folder = Path(os.environ["MODELGUARD_CACHE_DIR"])
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(3):
+        (few / f"m{i}.pkl").write_bytes(b"\x80\x04K\x01.")
+    assert scan(few, cache=True).complete
+    assert not (folder / CACHE_FILE).exists()
+    explicit = tmp_path / "explicit"
+    scan(few, cache=explicit)  # a cache the caller names is always used
+    assert len(_rows(explicit)) == 3
+    for i in range(3, 8):
+        (few / f"m{i}.pkl").write_bytes(b"\x80\x04K\x01.")
+    scan(few, cache=True)
+    assert len(_rows(folder)) == 8
+
+
 def test_concurrent_runs_share_the_cache(registry: Path, tmp_path: Path) -> None:
     """Several processes filling and reading one cache at once: no error, same reports."""
     env = {**os.environ, "MODELGUARD_CACHE_DIR": str(tmp_path / "shared")}

@@ -16,6 +16,7 @@ Only light standard-library modules are imported here at import time, so that
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -235,9 +236,12 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
     try:
         scan, load_policy = _engine()
         if args.policy is None:  # hf:// targets and --hf-cache: their local folders count
-            from modelguard.hub import policy_scope
+            scope: list[str] = list(args.paths)
+            if args.hf_cache is not None or any(p.startswith("hf://") for p in args.paths):
+                from modelguard.hub import policy_scope
 
-            policy = load_policy(None, scan_targets=policy_scope(args.paths, args.hf_cache))
+                scope = [os.fspath(p) for p in policy_scope(args.paths, args.hf_cache)]
+            policy = load_policy(None, scan_targets=scope)
         else:
             policy = load_policy(args.policy)
         ignored = getattr(policy, "ignored", None)

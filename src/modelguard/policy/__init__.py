@@ -45,8 +45,6 @@ ConfigError (exit 2 on the command line), never a surprise in the middle of a sc
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -158,6 +156,9 @@ class Policy:
             "limits": sorted(asdict(self.limits).items()),
             "indicators": sorted(asdict(self.indicators).items()),
         }
+        import hashlib  # only when a digest is asked for (the result cache)
+        import json
+
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

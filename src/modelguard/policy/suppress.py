@@ -20,13 +20,16 @@ that does not compile. `--ignore RULE[:GLOB]` on the command line adds an entry 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from modelguard.errors import ConfigError
 from modelguard.policy.globs import check_glob, glob_matches
 from modelguard.results import FileResult, Finding, Location, ScanReport, Severity, Suppressed
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 __all__ = [
     "INTEGRITY_RULES",
@@ -120,6 +123,8 @@ def _rule_ids(raw: object, where: str) -> tuple[str, ...]:
 
 
 def _expiry(raw: object, where: str) -> dt.date:
+    import datetime as dt  # only when a suppression has an expiry
+
     if isinstance(raw, dt.datetime):
         return raw.date()
     if isinstance(raw, dt.date):
@@ -224,7 +229,11 @@ def apply_suppressions(
     """
     if not suppressions:
         return report
-    day = today if today is not None else dt.date.today()
+    if today is None:
+        import datetime as dt
+
+        today = dt.date.today()
+    day = today
     live = [s for s in suppressions if not s.expired(day)]
     used: set[int] = set()
     removed: list[Suppressed] = []
