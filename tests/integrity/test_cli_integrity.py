@@ -90,7 +90,7 @@ def test_verify_scan_reports_both_in_one_report(
     report = json.loads(capsys.readouterr().out)
     paths = {res["path"] for res in report["files"]}
     assert any(p.endswith("pytorch_model.bin") for p in paths)
-    assert any(n.startswith("verified:") for n in report["notes"])
+    assert any(n.startswith("signature valid:") for n in report["notes"])
 
 
 def test_keygen_writes_usable_keys(tmp_path: Path, model: Path) -> None:

@@ -317,3 +317,24 @@ def test_severity_overrides_apply_before_suppressions(tmp_path: Path) -> None:
     report = scan(repo, policy=policy)
     assert [s.finding.severity for s in report.suppressions] == [Severity.HIGH]
     assert report.verdict is Verdict.DANGEROUS  # legacy/old.pkl, raised to high
+
+
+@pytest.mark.parametrize(
+    ("glob", "suppressed"),
+    [
+        ("/legacy/**", {"legacy/old.pkl"}),  # anchored at the top of the scanned folder
+        ("old.pkl", {"legacy/old.pkl"}),  # no leading /: any trailing part of the path
+        ("/old.pkl", set()),  # anchored: not at the top, so nothing
+        ("*.pkl", {"legacy/old.pkl", "model.pkl"}),
+    ],
+)
+def test_suppression_globs_anchor_like_include_exclude(
+    tmp_path: Path, glob: str, suppressed: set[str]
+) -> None:
+    repo = _repo(tmp_path)
+    policy = extend_policy(Policy(), ignore=(f"MG102:{glob}",))
+    report = scan(repo, policy=policy)
+    hidden = {
+        s.finding.location.path.removeprefix(f"{repo.as_posix()}/") for s in report.suppressions
+    }
+    assert hidden == suppressed

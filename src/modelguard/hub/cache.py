@@ -14,7 +14,9 @@ Blobs whose name is a SHA-256 digest (LFS files) are hashed and must match their
 snapshots missing files listed in the cached tree (MG601) and repositories that huggingface_hub
 reports as corrupted, whose `refs/` or `trees/` metadata is not made of regular files, or whose
 listing fails (MG603) make the audit incomplete; the files of such a repository are still
-scanned as plain folders.
+scanned as plain folders. A revision with no cached tree listing (caches written by older
+huggingface_hub versions) cannot be checked for missing files: a report note names it, and the
+audit stays complete. A folder with no repository folder at its top is refused (`SourceError`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ __all__ = ["relabel", "scan_hf_cache", "with_digest_checks"]
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _TYPE_FOLDERS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+# What a hub cache holds besides repositories (hidden names such as `.locks/` count too).
+_BOOKKEEPING = {"CACHEDIR.TAG", "version.txt", "Thumbs.db", "desktop.ini"}
 
 
 def relabel(result: FileResult, path: str) -> FileResult:
@@ -97,6 +101,7 @@ class _Audit:
         self.extra: list[FileResult] = []
         self.sources: list[tuple[str, str]] = []
         self.plain: list[list[tuple[Path, str]]] = []  # corrupted repos' snapshots, as folders
+        self.unchecked: list[str] = []  # revisions without a cached tree listing (no MG601 check)
 
     def add_file(self, link: Path, blob: str, base: str, rel: str) -> str:
         label = f"{base}/{rel}"
@@ -149,6 +154,8 @@ def _list_revisions(repos: list[Any], root: Path, audit: _Audit) -> set[str]:
                     _incomplete(f"{base}/", "MG603", f"corrupted cache entry: {exc}")
                 )
                 continue
+            if missing is None:
+                audit.unchecked.append(base)
             audit.extra.extend(missing_results(base, missing or ()))
     return seen
 
@@ -245,6 +252,17 @@ def _children(root: Path) -> list[Path]:
     return sorted(root.iterdir(), key=lambda p: p.name)
 
 
+def _unchecked_note(bases: Sequence[str]) -> tuple[str, ...]:
+    """Return the note naming the revisions that could not be checked for missing files."""
+    if not bases:
+        return ()
+    return (
+        f"could not check {len(bases)} cached revision(s) for missing files: no cached tree "
+        f"listing (caches written by older huggingface_hub versions have none): "
+        + ", ".join(bases),
+    )
+
+
 def _cache_info(root: Path, audit: _Audit) -> tuple[list[Any], list[str]]:
     """Return (the repositories huggingface_hub lists, its warnings) for the cache `root`.
 
@@ -258,6 +276,7 @@ def _cache_info(root: Path, audit: _Audit) -> tuple[list[Any], list[str]]:
         raise SourceError(f"no Hugging Face cache at {root}") from exc
     except OSError as exc:
         raise SourceError(f"cannot read the Hugging Face cache {root}: {exc}") from exc
+    _require_repos(root, children)
     bad: dict[str, str] = {}
     for child in children:
         if _folder_repo(child.name) is not None and child.is_dir():
@@ -271,11 +290,32 @@ def _cache_info(root: Path, audit: _Audit) -> tuple[list[Any], list[str]]:
 
     try:
         info = scan_cache_dir(root)
-        return list(info.repos), [str(w) for w in info.warnings]
     except CacheNotFound as exc:
         raise SourceError(f"no Hugging Face cache at {root}") from exc
     except Exception as exc:  # anything the library raises: every repository is then plain
         return [], [f"huggingface_hub cannot list the cache: {type(exc).__name__}: {exc}"]
+    # `version.txt` (written by transformers) and the like are not repositories, not damage.
+    ignored = tuple(str(c) for c in children if c.name in _BOOKKEEPING)
+    warnings = [str(w) for w in info.warnings]
+    return list(info.repos), [w for w in warnings if not w.endswith(ignored)]
+
+
+def _require_repos(root: Path, children: list[Path]) -> None:
+    """Refuse a folder with no repository folder at its top: there is nothing to audit.
+
+    Raises:
+        SourceError: `root` holds no `models--*`, `datasets--*` or `spaces--*` folder.
+    """
+    if any(_folder_repo(child.name) is not None and child.is_dir() for child in children):
+        return
+    if all(c.name.startswith(".") or c.name in _BOOKKEEPING for c in children):
+        raise SourceError(
+            f"{root} holds no cached repository (no models--org--name folders): nothing to scan"
+        )
+    raise SourceError(
+        f"{root} is not a Hugging Face hub cache: no models--org--name folders (nor "
+        "datasets--org--name, spaces--org--name) at its top"
+    )
 
 
 def _cache_info_by_repo(children: list[Path], bad: dict[str, str]) -> tuple[list[Any], list[str]]:
@@ -315,7 +355,8 @@ def scan_hf_cache(
         (`hf://org/name@main`) to the commit it names.
 
     Raises:
-        SourceError: the cache folder does not exist or cannot be listed.
+        SourceError: the cache folder does not exist, cannot be listed or holds no
+            repository folder (`models--org--name`, `datasets--...`, `spaces--...`).
     """
     from modelguard import scanner
 
@@ -371,6 +412,7 @@ def scan_hf_cache(
             f"Hugging Face cache {root.as_posix()}: {count} cached revision(s), "
             f"{len({blob for blob, _ in keys})} unique blob(s) scanned for {len(by_label)} "
             "file(s)",
+            *_unchecked_note(audit.unchecked),
         ),
         sources=tuple(audit.sources),
     )

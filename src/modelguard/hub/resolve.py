@@ -8,9 +8,10 @@ report lie about what was checked.
 
 A snapshot that the cached tree listing (`trees/<commit>.json`) shows to be missing files, or
 whose repository holds interrupted downloads (`blobs/*.incomplete`), is an incomplete scan
-(MG601, MG602): never reported safe. The metadata huggingface_hub opens (`refs/`, `trees/`) is
-checked with lstat first (a FIFO there would block it forever), and anything the library raises
-becomes a clean `SourceError`.
+(MG601, MG602): never reported safe. A snapshot with no cached tree listing (caches written by
+older huggingface_hub versions) cannot be checked for missing files: a report note says so.
+The metadata huggingface_hub opens (`refs/`, `trees/`) is checked with lstat first (a FIFO there
+would block it forever), and anything the library raises becomes a clean `SourceError`.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class ResolvedTarget:
             the repository (MG602); empty when the snapshot is known complete.
         snapshot: the snapshot folder (`path` is a file or folder inside it for a `/path`
             target); None when not known.
+        unchecked: True when no cached tree listing of the commit exists (caches written by
+            older huggingface_hub versions), so missing files could not be looked for.
     """
 
     path: Path
@@ -95,6 +98,7 @@ class ResolvedTarget:
     spec: str = ""
     incomplete: tuple[FileResult, ...] = ()
     snapshot: Path | None = None
+    unchecked: bool = False
 
     @property
     def note(self) -> str | None:
@@ -103,6 +107,17 @@ class ResolvedTarget:
             return None
         given = self.revision or "main (the default branch)"
         return f"{self.spec}: {given} resolved to commit {self.commit} in the local cache"
+
+    @property
+    def unchecked_note(self) -> str | None:
+        """Return a note saying the snapshot could not be checked for missing files, if so."""
+        if not self.unchecked:
+            return None
+        return (
+            f"{repo_display(self.repo_id, self.repo_type)}@{self.commit}: could not check the "
+            "snapshot for missing files: no cached tree listing (caches written by older "
+            "huggingface_hub versions have none)"
+        )
 
     @property
     def pinned(self) -> bool:
@@ -308,11 +323,21 @@ def resolve_hf_target(
         The resolved target; `incomplete` lists what makes its scan incomplete.
 
     Raises:
-        SourceError: the spec is malformed, or the revision is not in the local cache.
+        SourceError: the spec is malformed, or the repository or revision is not in the local
+            cache.
     """
     parsed = parse_hf_spec(spec)
     root = _cache_root(cache_dir)
     storage = root / f"{parsed.repo_type}s--{parsed.repo_id.replace('/', '--')}"
+    repo = repo_display(parsed.repo_id, parsed.repo_type)
+    download = f"hf download {parsed.repo_id}" + (
+        "" if parsed.repo_type == "model" else f" --repo-type {parsed.repo_type}"
+    )
+    if not storage.is_dir():
+        raise SourceError(
+            f"{spec}: repository {repo} is not in the Hugging Face cache {root} (download it "
+            f"first, e.g. `{download}`, or point HF_HUB_CACHE at the right cache)"
+        )
     problem = metadata_problem(storage)
     if problem is not None:
         raise SourceError(f"{spec}: the cached repository {storage} is damaged: {problem}")
@@ -336,9 +361,9 @@ def resolve_hf_target(
         folder = str(exc.snapshot_path)
     except hf_errors.LocalEntryNotFoundError as exc:
         raise SourceError(
-            f"{spec}: revision {shown_revision!r} of {parsed.repo_id} is not in the Hugging Face "
-            f"cache {root} (download it first, e.g. `hf download {parsed.repo_id} --revision "
-            f"{shown_revision}`, or point HF_HUB_CACHE at the right cache)"
+            f"{spec}: revision {shown_revision!r} of {repo} is not in the Hugging Face cache "
+            f"{root} (download it first, e.g. `{download} --revision {shown_revision}`, or "
+            "point HF_HUB_CACHE at the right cache)"
         ) from exc
     except Exception as exc:  # whatever the library raises on a damaged cache: refuse cleanly
         raise SourceError(
@@ -351,12 +376,12 @@ def resolve_hf_target(
         raise SourceError(f"{spec}: the cache resolved it to {folder}, which is not a snapshot")
     if parsed.revision and COMMIT_RE.fullmatch(parsed.revision) and parsed.revision != commit:
         raise SourceError(f"{spec}: the cache returned commit {commit}")
-    repo = repo_display(parsed.repo_id, parsed.repo_type)
     base = f"{repo}@{commit}"
     try:
-        missing = missing_files(parsed.repo_id, parsed.repo_type, commit, snapshot, root) or ()
+        listed = missing_files(parsed.repo_id, parsed.repo_type, commit, snapshot, root)
     except SourceError as exc:
         raise SourceError(f"{spec}: {exc}") from exc
+    missing = listed or ()
     path, display = snapshot, base
     if parsed.filename is not None:
         name = parsed.filename
@@ -376,6 +401,7 @@ def resolve_hf_target(
         spec=spec,
         incomplete=incomplete,
         snapshot=snapshot,
+        unchecked=listed is None,
     )
 
 
@@ -407,7 +433,8 @@ def with_resolved(report: ScanReport, targets: Sequence[ResolvedTarget]) -> Scan
     """Return `report` with what the resolved `hf://` targets add.
 
     Adds each target's incomplete results (once per path), a note per branch or tag naming
-    the commit it resolved to, and the `sources` pairs (target as given -> `org/name@commit`).
+    the commit it resolved to, a note per snapshot that could not be checked for missing files
+    (no cached tree listing), and the `sources` pairs (target as given -> `org/name@commit`).
     """
     if not targets:
         return report
@@ -419,7 +446,8 @@ def with_resolved(report: ScanReport, targets: Sequence[ResolvedTarget]) -> Scan
                 seen.add(result.path)
                 extra.append(result)
     files = tuple(sorted((*report.files, *extra), key=lambda r: r.path))
-    notes = tuple(dict.fromkeys((*report.notes, *(t.note for t in targets if t.note))))
+    added = (note for t in targets for note in (t.note, t.unchecked_note) if note)
+    notes = tuple(dict.fromkeys((*report.notes, *added)))
     sources = tuple(dict.fromkeys((*report.sources, *((t.spec, t.display) for t in targets))))
     return replace(report, files=files, notes=notes, sources=sources)
 

@@ -69,11 +69,23 @@ class Suppression:
         """Return True if the entry no longer applies on `today`."""
         return self.expires is not None and today > self.expires
 
-    def matches(self, finding: Finding) -> bool:
-        """Return True if the entry covers `finding` (expiry not considered)."""
+    def matches(self, finding: Finding, bases: Sequence[str] = ()) -> bool:
+        """Return True if the entry covers `finding` (expiry not considered).
+
+        `bases` are the display prefixes of the folder targets (`repo/`): a glob is matched
+        against the finding's path and against its path inside each of them, so `/legacy/**`
+        anchors at the top of a scanned folder, as include/exclude globs do.
+        """
         if finding.rule_id not in self.rules or not suppressible(finding.rule_id):
             return False
-        return self.path is None or glob_matches(self.path, finding.location.path)
+        if self.path is None:
+            return True
+        path = finding.location.path
+        if glob_matches(self.path, path):
+            return True
+        return any(
+            path.startswith(base) and glob_matches(self.path, path[len(base) :]) for base in bases
+        )
 
     def describe(self) -> str:
         """Return a short human description of the entry."""
@@ -234,6 +246,7 @@ def apply_suppressions(
 
         today = dt.date.today()
     day = today
+    bases = _folder_bases(report)
     live = [s for s in suppressions if not s.expired(day)]
     used: set[int] = set()
     removed: list[Suppressed] = []
@@ -241,7 +254,7 @@ def apply_suppressions(
     for result in report.files:
         kept: list[Finding] = []
         for finding in result.findings:
-            index = next((i for i, s in enumerate(live) if s.matches(finding)), None)
+            index = next((i for i, s in enumerate(live) if s.matches(finding, bases)), None)
             if index is None:
                 kept.append(finding)
                 continue
@@ -271,6 +284,21 @@ def apply_suppressions(
         suppressions=(*report.suppressions, *removed),
         notes=(*report.notes, *notes),
     )
+
+
+def _folder_bases(report: ScanReport) -> tuple[str, ...]:
+    """Return the display prefixes of the report's folder targets (`repo/`, `org/name@c/`)."""
+    import os
+    from pathlib import Path
+
+    bases: list[str] = []
+    for target in report.targets:
+        if not target.startswith("hf://") and os.path.isdir(target):
+            shown = Path(target).as_posix()
+            if shown not in ("", "."):
+                bases.append(shown.rstrip("/") + "/")
+    bases.extend(resolved.rstrip("/") + "/" for _, resolved in report.sources)
+    return tuple(dict.fromkeys(bases))
 
 
 def _add_policy_findings(

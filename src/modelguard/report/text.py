@@ -98,7 +98,10 @@ def _plural(count: int, word: str) -> str:
 
 def _file_lines(result: FileResult, color: bool) -> list[str]:
     verdict = result.verdict
-    head = f"{_label(verdict.value, _VERDICT_STYLE[verdict], color)}  {printable(result.path)}"
+    word = verdict.value
+    if verdict is Verdict.SAFE and result.formats == ("signed",):
+        word = "verified"  # a verification result: its digest matched, its content was not scanned
+    head = f"{_label(word, _VERDICT_STYLE[verdict], color)}  {printable(result.path)}"
     if result.formats:
         head += "  [" + ", ".join(printable(f) for f in result.formats) + "]"
     lines = [head]
