@@ -6,7 +6,8 @@ It is matched against the whole path and against each trailing part that starts 
 boundary, so `model.pkl` and `sub/*.bin` match `repo/model.pkl` and `repo/sub/w.bin`. A glob
 starting with `/` matches the whole path only. Matching is case-sensitive, on POSIX-style paths.
 
-Suppression globs match display paths (whatever target the scan was given); include/exclude
+Suppression globs match display paths, and also the path inside each folder target (so a
+leading `/` anchors at the top of a scanned folder, see `Suppression.matches`); include/exclude
 globs match the path of a file relative to its folder target (see `Policy.selects`), never the
 target's own path. Every glob is compiled when the policy is parsed (`check_glob`): a glob that
 cannot be compiled (`[z-a]`) is a ConfigError up front, never an error in the middle of a scan.
