@@ -60,3 +60,15 @@ def test_bundled_examples_show_a_flagged_and_a_clean_result() -> None:
     assert verdicts["clean_state_dict.pt"] == "safe"
     assert verdicts["clean_array.npy"] == "safe"
     assert report.complete
+
+
+def test_guard_and_hub_are_reachable_from_the_package_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, modelguard\n"
+        "assert 'modelguard.guard' not in sys.modules and 'modelguard.hub' not in sys.modules\n"
+        "assert callable(modelguard.guard.torch_load) and callable(modelguard.hub.scan_hf_cache)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

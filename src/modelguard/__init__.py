@@ -92,12 +92,21 @@ _LAZY = {
 }
 
 
+_SUBMODULES = frozenset({"guard", "hub"})
+"""Subpackages reachable as attributes (`modelguard.guard.torch_load`) without importing them."""
+
+
 def __getattr__(name: str) -> Any:
-    """Import the heavier public names on first use."""
+    """Import the heavier public names, and the guard and hub subpackages, on first use."""
+    import importlib
+
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"modelguard.{name}")
+        globals()[name] = module
+        return module
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'modelguard' has no attribute {name!r}")
-    import importlib
 
     value = getattr(importlib.import_module(target[0]), target[1])
     globals()[name] = value
