@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from factories.pickleasm import Call, G, Node, program
+from factories.pickleasm import Build, Call, G, Node, program
 from modelguard import scan
 from modelguard.guard import UnsafeLoadError, safe_loads
 from modelguard.policy import Policy
@@ -109,3 +109,31 @@ def test_unresolvable_allowlisted_name_is_a_refusal() -> None:
     policy = Policy(allow={"modelguard_no_such_module:thing": "test"})
     with pytest.raises(UnsafeLoadError, match="cannot be resolved"):
         safe_loads(program(G("modelguard_no_such_module", "thing"), 4), policy=policy)
+
+
+def test_scanner_needs_the_class_attribute_allowlisted_for_instance_getattr(
+    tmp_path: Path,
+) -> None:
+    # getattr(<instance>, name) is inert only when module:Class.name is allowlisted.
+    bound = Call(G("builtins", "getattr"), (Call(G("collections", "OrderedDict")), "copy"))
+    target = tmp_path / "bound.pkl"
+    target.write_bytes(program(bound, 4))
+    found = [f for f in scan(target).findings if f.rule_id == "MG102"]
+    assert [f.evidence_map.get("mechanism") for f in found] == ["getattr-on-instance"]
+    assert found[0].evidence_map["global"] == "collections:OrderedDict.copy"
+    allowed = Policy(allow={"collections:OrderedDict.copy": "test: returns a copy"})
+    assert scan(target, policy=allowed).findings == ()
+
+
+def test_scanner_judges_callables_stored_in_a_state(tmp_path: Path) -> None:
+    def transformer(func: Node) -> Node:
+        cls = G("sklearn.preprocessing._function_transformer", "FunctionTransformer")
+        return Build(Call(cls, ()), {"func": func, "inverse_func": None, "validate": False})
+
+    assert _rules(tmp_path, program(transformer(G("numpy", "log")), 4)) == set()
+    made = Call(G("functools", "partial"), (G("numpy", "log"),))
+    assert "MG103" in _rules(tmp_path, program(transformer(made), 4))
+    factory = Build(Call(G("collections", "defaultdict"), ()), (None, {"default_factory": made}))
+    assert "MG103" in _rules(tmp_path, program(factory, 4))
+    with pytest.raises(UnsafeLoadError, match="default_factory"):
+        safe_loads(program(factory, 4))

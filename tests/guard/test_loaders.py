@@ -186,3 +186,23 @@ def test_hf_target_is_pinned_to_the_commit_scanned(
     with pytest.raises(SourceError):
         checked_path("hf://org/absent")
     assert not (tmp_path / "canary").exists()
+
+
+def test_verified_mmap_load_of_an_unchanged_file(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from modelguard.hashing import FileIdentity
+    from modelguard.verified import VerifiedModel
+
+    model = tmp_path / "model"
+    model.mkdir()
+    path = model / "sd.pt"
+    torch.save({"w": torch.ones(4)}, path)
+    verified = VerifiedModel(
+        root=model,
+        manifest=None,  # type: ignore[arg-type]  # only root/files are used to open
+        signer=None,  # type: ignore[arg-type]
+        files={"sd.pt": FileIdentity.from_stat(path.stat())},
+        report=None,  # type: ignore[arg-type]
+    )
+    loaded = torch_load("sd.pt", verified=verified, mmap=True)
+    assert torch.equal(loaded["w"], torch.ones(4))

@@ -155,12 +155,43 @@ def test_getattr_is_judged_by_what_it_reaches() -> None:
             safe_loads(program(reach, 2))
 
 
-def test_attribute_of_an_instance_cannot_be_called() -> None:
-    # getattr(OrderedDict(), "clear") is an inert read; calling the bound method is not vetted.
+def test_attribute_of_an_instance_needs_its_class_attribute_allowlisted() -> None:
+    # getattr(OrderedDict(), "clear"): a bound method that allowlisted code could call later by
+    # name; refused unless collections:OrderedDict.clear is itself allowlisted.
     bound = Call(G("builtins", "getattr"), (Call(G("collections", "OrderedDict")), "clear"))
-    assert callable(safe_loads(program(bound, 2)))
+    with pytest.raises(UnsafeLoadError, match=r"collections:OrderedDict\.clear"):
+        safe_loads(program(bound, 2))
+    allowed = Policy(allow={"collections:OrderedDict.clear": "test: a harmless method"})
+    assert callable(safe_loads(program(bound, 2), policy=allowed))
     with pytest.raises(UnsafeLoadError, match="not a vetted callable"):
-        safe_loads(program(Call(bound), 2))
+        safe_loads(program(Call(bound), 2), policy=allowed)  # still never a vetted callable
+    # Plain data kept in the instance's own __dict__ may be read.
+    namespace = Build(Call(G("types", "SimpleNamespace"), ()), {"size": 3, "label": "x"})
+    assert safe_loads(program(Call(G("builtins", "getattr"), (namespace, "size")), 2)) == 3
+    private = Build(Call(G("types", "SimpleNamespace"), ()), {"_size": 3})
+    with pytest.raises(UnsafeLoadError):
+        safe_loads(program(Call(G("builtins", "getattr"), (private, "_size")), 2))
+
+
+def test_build_cannot_shadow_a_method_with_an_unvetted_callable() -> None:
+    # A callable built by the load written over a method name of the instance's class.
+    made = Call(G("functools", "partial"), (G("builtins", "dict"),))
+    shadow = Build(Call(G("collections", "OrderedDict")), (None, {"keys": made}))
+    with pytest.raises(UnsafeLoadError, match="shadow"):
+        safe_loads(program(shadow, 2))
+    namespace = Build(Call(G("types", "SimpleNamespace"), ()), {"keys": [1]})
+    assert safe_loads(program(namespace, 2)).keys == [1]  # data may shadow: nothing is called
+
+
+def test_callable_attributes_must_be_vetted() -> None:
+    made = Call(G("functools", "partial"), (G("builtins", "list"),))
+    factory = Build(Call(G("collections", "defaultdict"), ()), (None, {"default_factory": made}))
+    with pytest.raises(UnsafeLoadError, match="default_factory"):
+        safe_loads(program(factory, 2))
+    vetted = Build(
+        Call(G("collections", "defaultdict"), ()), (None, {"default_factory": G("builtins", "int")})
+    )
+    assert safe_loads(program(vetted, 2))["k"] == 0
 
 
 def test_type_with_three_arguments_is_refused() -> None:
@@ -238,7 +269,8 @@ def test_build_refuses_a_setstate_planted_by_a_class_setstate(
 ) -> None:
     policy, canary = widget_policy
     planted = Build(Call(G("guardpkg_w", "Holder")), {"__setstate__": G("guardpkg_w", "Widget")})
-    with pytest.raises(UnsafeLoadError, match="not its class's own"):
+    # Refused at the first BUILD (it would shadow the class's __setstate__), or at the second.
+    with pytest.raises(UnsafeLoadError, match="__setstate__"):
         safe_loads(program(Build(planted, {}), 2), policy=policy)
     assert not canary.exists()
 

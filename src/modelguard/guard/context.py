@@ -1,9 +1,11 @@
 """`guarded()`: route the process's pickle (and torch.load) entry points through the guards.
 
-Inside `with guarded(policy):`, `pickle.load`, `pickle.loads` and `pickle.Unpickler` are
-replaced by the policy-enforcing versions, and `torch.load` (if torch is already imported) by a
-scan-then-load wrapper that keeps `weights_only=True` unless the caller passes `False`. The
-originals are restored on exit, also when the block raises.
+Inside `with guarded(policy):`, `pickle.load`, `pickle.loads`, `pickle.Unpickler` and
+`pickle._Unpickler` are replaced by the policy-enforcing versions, `torch.load` (if torch is
+already imported) by a scan-then-load wrapper that keeps `weights_only=True` unless the caller
+passes `False`, `joblib.load` (if imported) by `safe_joblib_load` and `pandas.read_pickle` (if
+imported) by a `SafeUnpickler` load with pandas' compat rules. The originals are restored on
+exit, also when the block raises.
 
 This is process-global monkeypatching: it affects every thread while the block runs, it is not
 thread-safe to enter from several threads at once, and code that captured the originals before
@@ -71,7 +73,7 @@ def _torch_wrapper(original: Callable[..., Any], policy: Policy) -> Callable[...
 
 @contextmanager
 def guarded(policy: Policy | None = None) -> Iterator[None]:
-    """Patch `pickle.load`/`loads`/`Unpickler` (and `torch.load` if imported) for the block.
+    """Patch pickle's loaders (and torch/joblib/pandas loaders if imported) for the block.
 
     Not thread-safe and process-global (see the module docstring).
 
@@ -90,21 +92,49 @@ def guarded(policy: Policy | None = None) -> Iterator[None]:
 
         return unpickler(io.BytesIO(bytes(data)), **_options(kwargs)).load()
 
-    saved: list[tuple[Any, str, Any]] = [
-        (pickle, "load", pickle.load),
-        (pickle, "loads", pickle.loads),
-        (pickle, "Unpickler", pickle.Unpickler),
+    saved: list[tuple[Any, str, Any]] = []
+    patches: list[tuple[Any, str, Any]] = [
+        (pickle, "load", load),
+        (pickle, "loads", loads),
+        (pickle, "Unpickler", unpickler),
+        # Code that builds the pure-Python unpickler at run time (`pickle._Unpickler(f)`);
+        # subclasses made before the block (joblib, pandas) are covered by the entries below.
+        (pickle, "_Unpickler", unpickler),
     ]
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "load"):
-        saved.append((torch, "load", torch.load))
+        patches.append((torch, "load", _torch_wrapper(torch.load, pol)))
+    patches.extend(_library_patches(pol))
     try:
-        pickle.load = load  # type: ignore[assignment]
-        pickle.loads = loads  # type: ignore[assignment]
-        pickle.Unpickler = unpickler  # type: ignore[misc]
-        if torch is not None and len(saved) == 4:
-            torch.load = _torch_wrapper(saved[3][2], pol)  # type: ignore[attr-defined]
+        for owner, name, value in patches:
+            saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, value)
         yield
     finally:
-        for owner, name, value in saved:
+        for owner, name, value in reversed(saved):
             setattr(owner, name, value)
+
+
+def _library_patches(policy: Policy) -> list[tuple[Any, str, Any]]:
+    """Replacements for the loaders of already-imported libraries with their own unpicklers.
+
+    joblib's `NumpyUnpickler` and pandas' compat unpickler subclass `pickle._Unpickler` at
+    import, so patching `pickle` does not reach them: `joblib.load` is routed to
+    `safe_joblib_load` and `pandas.read_pickle` to `SafeUnpickler` (with pandas' compat rules,
+    never its unrestricted fallback).
+    """
+    from modelguard.guard.formats import _joblib_load_in, _pandas_read_pickle_in
+
+    out: list[tuple[Any, str, Any]] = []
+    factories = (
+        (("joblib", "joblib.numpy_pickle"), "load", _joblib_load_in),
+        (("pandas", "pandas.io.pickle"), "read_pickle", _pandas_read_pickle_in),
+    )
+    for modules, name, factory in factories:
+        replacement = None
+        for module_name in modules:
+            module = sys.modules.get(module_name)
+            if module is not None and hasattr(module, name):
+                replacement = replacement or factory(policy)
+                out.append((module, name, replacement))
+    return out

@@ -20,6 +20,9 @@ from modelguard.policy import Policy
 
 __all__ = ["safe_joblib_load", "safe_numpy_load"]
 
+# Captured at import: `guarded()` replaces `pickle._Unpickler` while a block runs.
+_PY_UNPICKLER: Any = pickle._Unpickler
+
 
 @cache
 def _joblib_engine() -> type[Any]:
@@ -39,7 +42,7 @@ def _joblib_engine() -> type[Any]:
                 # Set the wrapper's state with the plain BUILD, then read the array ourselves
                 # when it holds objects: joblib would unpickle that nested stream with a
                 # checker on names only.
-                pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+                _PY_UNPICKLER.load_build(self)
                 if getattr(wrapper, "dtype", None) is not None and wrapper.dtype.hasobject:
                     self.stack.pop()
                     inner = SafeUnpickler(self.file_handle, policy=self._vet.policy).load()
@@ -70,11 +73,14 @@ class _JoblibOuter(SafeUnpickler):
         return engine
 
 
-def safe_joblib_load(path: str | os.PathLike[str], *, policy: Policy | None = None) -> Any:
+def safe_joblib_load(
+    path: str | os.PathLike[str] | IO[bytes], *, policy: Policy | None = None
+) -> Any:
     """Load a `joblib.dump` file (any compression joblib detects) enforcing the policy.
 
-    Memory mapping and the pre-0.10 multi-file format are not supported (the latter needs
-    NumPy's unrestricted loader on its companion files).
+    `path` may also be a binary file object (as for `joblib.load`). Memory mapping and the
+    pre-0.10 multi-file format are not supported (the latter needs NumPy's unrestricted loader
+    on its companion files).
 
     Raises:
         UnsafeLoadError: the file asks for something the policy does not allow, or is in the
@@ -88,6 +94,10 @@ def safe_joblib_load(path: str | os.PathLike[str], *, policy: Policy | None = No
     except ImportError as exc:
         raise ImportError("safe_joblib_load needs joblib (pip install joblib)") from exc
     pol = policy if policy is not None else Policy()
+    if not isinstance(path, (str, os.PathLike)):
+        name = str(getattr(path, "name", ""))
+        with _validate_fileobject_and_memmap(path, name, None) as (fobj, _):
+            return _JoblibOuter(name, fobj, pol).load()
     name = os.fspath(path)
     with (
         open(name, "rb") as raw,
@@ -96,6 +106,99 @@ def safe_joblib_load(path: str | os.PathLike[str], *, policy: Policy | None = No
         if isinstance(fobj, str):
             raise UnsafeLoadError("refused: pre-0.10 joblib multi-file format")
         return _JoblibOuter(name, fobj, pol).load()
+
+
+def _joblib_load_in(policy: Policy) -> Any:
+    """A `joblib.load` replacement for `guarded()`: `safe_joblib_load` with the block's policy."""
+
+    def load(filename: Any, mmap_mode: str | None = None, **_: Any) -> Any:
+        if mmap_mode not in (None, "r", "c"):
+            raise UnsafeLoadError(
+                f"guarded joblib.load: mmap_mode={mmap_mode!r} is not supported by the "
+                "policy-enforcing loader (read-only modes load into memory)"
+            )
+        return safe_joblib_load(filename, policy=policy)
+
+    return load
+
+
+@cache
+def _pandas_engine() -> type[Any]:
+    # pandas ships no type information here
+    from pandas._libs.arrays import NDArrayBacked  # type: ignore[import-untyped]
+    from pandas._libs.tslibs import BaseOffset  # type: ignore[import-untyped]
+    from pandas.compat import pickle_compat  # type: ignore[import-untyped]
+
+    base = _make_engine(pickle_compat.Unpickler)
+
+    class PandasEngine(base):  # type: ignore[misc, valid-type]
+        def load_reduce(self) -> None:
+            # pandas' compat REDUCE retries a failed call as args[0].__new__(*args) for offsets
+            # and period arrays: that class must be allowlisted for NEWOBJ as well.
+            args = self.stack[-1]
+            first = args[0] if isinstance(args, tuple) and args else None
+            if isinstance(first, type) and issubclass(first, (BaseOffset, NDArrayBacked)):
+                self._vet.check_class(first, "REDUCE (pandas compat __new__)")
+            base.load_reduce(self)
+
+    PandasEngine.dispatch[pickle.REDUCE[0]] = PandasEngine.load_reduce
+    return PandasEngine
+
+
+class _PandasCompatOuter(SafeUnpickler):
+    """pandas' compat unpickler (old pickles: moved classes, offsets) with the policy enforced."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        from pandas.compat.pickle_compat import (  # type: ignore[import-untyped]
+            _class_locations_map,
+        )
+
+        module, name = _class_locations_map.get((module, name), (module, name))
+        return super().find_class(module, name)
+
+    def _make_engine(
+        self, file: IO[bytes], encoding: str, errors: str, buffers: Iterable[Any] | None = None
+    ) -> Any:
+        engine = _pandas_engine()(file, encoding=encoding, errors=errors)
+        engine._vet = self._vet
+        engine._outer = self
+        return engine
+
+
+def _pandas_read_pickle_in(policy: Policy) -> Any:
+    """A `pandas.read_pickle` replacement for `guarded()`.
+
+    pandas retries a failed `pickle.load` with its own compat unpickler (captured at import, no
+    restriction); this replacement retries with the same compat rules but the policy enforced,
+    and a refusal is never retried.
+    """
+
+    def read_pickle(
+        filepath_or_buffer: Any, compression: Any = "infer", storage_options: Any = None
+    ) -> Any:
+        import warnings
+
+        from pandas.io.common import get_handle  # type: ignore[import-untyped]
+
+        retry = (AttributeError, ImportError, TypeError, ValueError)
+        with (
+            get_handle(
+                filepath_or_buffer,
+                "rb",
+                compression=compression,
+                is_text=False,
+                storage_options=storage_options,
+            ) as handles,
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", Warning)
+            try:
+                return SafeUnpickler(handles.handle, policy=policy).load()
+            except retry:
+                handles.handle.seek(0)
+                return _PandasCompatOuter(handles.handle, policy=policy).load()
+
+    return read_pickle
 
 
 def _read_npy(handle: IO[bytes], policy: Policy) -> Any:

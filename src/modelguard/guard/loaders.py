@@ -200,7 +200,8 @@ def torch_load(
 
     The file is opened before the scan and loaded from that open file; if the path no longer
     names the same file after the scan, nothing is loaded. With `mmap=True`, torch needs the
-    path, so it reopens it.
+    path, so it reopens it; the path is checked again after the load (also with `verified`),
+    and a file replaced meanwhile raises `FileChangedError`.
 
     Args:
         path: the checkpoint (with `verified`: a path under the verified model or its
@@ -225,8 +226,12 @@ def torch_load(
         real = verified.path(name)
         checked_path(real, policy)
         with verified.open(name) as handle:
+            before = _identity(os.fstat(handle.fileno()))
             source: IO[bytes] | Path = real if kwargs.get("mmap") else handle
-            return _load(torch, source, real, weights_only, kwargs, policy)
+            loaded = _load(torch, source, real, weights_only, kwargs, policy)
+            # torch reopens the path for mmap: it must still be the verified file afterwards.
+            _check_unchanged(handle, real, before)
+            return loaded
     file_path = Path(path)
     with open(file_path, "rb") as handle:
         before = _identity(os.fstat(handle.fileno()))
@@ -237,11 +242,17 @@ def torch_load(
         loaded = _load(torch, source, file_path, weights_only, kwargs, policy)
         # Checked again after the load: a rewrite during the load (or of the mmapped path)
         # would have handed torch bytes that were never scanned.
-        if _identity(os.fstat(handle.fileno())) != before or (
-            _identity(os.stat(file_path)) != before
-        ):
-            raise FileChangedError(f"{file_path}: changed while it was being loaded")
+        _check_unchanged(handle, file_path, before)
         return loaded
+
+
+def _check_unchanged(handle: IO[bytes], path: Path, before: tuple[int, ...]) -> None:
+    try:
+        now = _identity(os.stat(path))
+    except OSError as exc:
+        raise FileChangedError(f"{path}: changed while it was being loaded") from exc
+    if _identity(os.fstat(handle.fileno())) != before or now != before:
+        raise FileChangedError(f"{path}: changed while it was being loaded")
 
 
 def _has_safetensors(folder: Path) -> bool:

@@ -18,7 +18,14 @@ from typing import Any, cast
 
 from modelguard.guard.errors import UnsafeLoadError
 from modelguard.policy import Policy
-from modelguard.policy.names import CALLEE_ARGS, Class, Conditional, Ruling, builtin_method
+from modelguard.policy.names import (
+    CALLABLE_ATTRS,
+    CALLEE_ARGS,
+    Class,
+    Conditional,
+    Ruling,
+    builtin_method,
+)
 
 __all__ = ["Vetting", "describe", "refuse"]
 
@@ -38,6 +45,7 @@ _PICKLE_LOADERS = {
     "pickle:load": "load",
     "_pickle:load": "load",
 }
+_MISSING = object()
 _CLASS_TAKERS = frozenset({"copyreg:__newobj__", "copyreg:__newobj_ex__", "copyreg:_reconstructor"})
 
 
@@ -220,6 +228,7 @@ class Vetting:
         if isinstance(inst, functools.partial):
             func = state[0] if isinstance(state, tuple) and state else None
             self.check_call(func, "functools.partial state")
+        self._check_state_values(inst, state)
         cls = type(inst)
         module = getattr(cls, "__module__", "") or ""
         if module.startswith(_SCIPY_SETSTATE):
@@ -239,6 +248,34 @@ class Vetting:
                     f"refused BUILD of a torch ScriptObject naming {named!r}: not one of "
                     "torch's quantized packed-parameter classes"
                 )
+
+    def _check_state_values(self, inst: object, state: object) -> None:
+        """Refuse state values that allowlisted code would later call by attribute name.
+
+        A key naming a method (any callable class attribute) of the instance's class may hold
+        only a vetted callable or plain data: in the instance `__dict__` (or set by slot
+        state) an unvetted callable would shadow the method. The callable-holding attributes
+        of `CALLABLE_ATTRS` (defaultdict's factory, FunctionTransformer's func, ...) are checked
+        like the "call" arguments of `CALLEE_ARGS`.
+        """
+        cls = type(inst)
+        held = CALLABLE_ATTRS.get(f"{cls.__module__}:{cls.__qualname__}", frozenset())
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            for key, value in part.items():
+                if not isinstance(key, str) or value is None or isinstance(value, _LITERALS):
+                    continue
+                if key in held:
+                    self.check_call(value, f"BUILD setting {key!r} (called after the load)")
+                elif callable(value) and self.callables.get(id(value)) is not value:
+                    found = inspect.getattr_static(cls, key, _MISSING)
+                    if callable(found) or isinstance(found, (staticmethod, classmethod)):
+                        raise refuse(
+                            f"refused BUILD writing {key!r}: it would shadow the method of "
+                            f"{cls.__module__}.{cls.__qualname__} with {describe(value)}"
+                        )
 
     # -- guarded stand-ins for the conditional callables -------------------------------
     def _conditional(self, ruling: Ruling) -> Callable[..., Any]:
@@ -279,18 +316,39 @@ class Vetting:
             if default and found is default[0]:
                 return found  # the default: inert, or vetted on its own
             return self.add(found, ruling)
-        if self.is_global(obj) or name.startswith("_"):
+        if self.is_global(obj):
             raise refuse(f"refused getattr({describe(obj)}, {name!r})")
+        return self._instance_attribute(obj, name, default)
+
+    def _instance_attribute(self, obj: object, name: str, default: tuple[object, ...]) -> object:
+        """getattr on an instance built during the load.
+
+        Allowed when `module:Class.name` (the instance's class) is itself allowlisted, or when
+        the attribute is plain data (None or a literal) stored in the instance's own
+        `__dict__`: a bound method read here would be called later by allowlisted code that
+        calls methods by name (`dict(x)` calls `x.keys()`), where no opcode check sees it.
+        The result is never registered as a vetted callable.
+        """
         cls = type(obj)
-        ruling = self.policy.classify(cls.__module__, cls.__qualname__)
-        if ruling.klass is not Class.ALLOW:
-            raise refuse(
-                f"refused getattr of {name!r} on an instance of {ruling.name}: class not "
-                "allowlisted",
-                ruling.name,
-            )
-        # An attribute of an allowlisted instance; it is not vetted for calls.
-        return getattr(obj, name, *default)
+        dotted = f"{cls.__module__}:{cls.__qualname__}.{name}"
+        ruling = self.judge(dotted)
+        if ruling.klass is Class.ALLOW:
+            return getattr(obj, name, *default)
+        if not name.startswith("_"):
+            try:  # the instance's own dict, without running a class's __getattr__
+                own = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                own = None
+            value = own.get(name, _MISSING) if isinstance(own, dict) else _MISSING
+            class_attr = inspect.getattr_static(cls, name, _MISSING)
+            plain = value is None or isinstance(value, _LITERALS)
+            if plain and not _is_data_descriptor(class_attr):
+                return value
+        raise refuse(
+            f"refused getattr reaching {dotted} on an instance built by the load: "
+            f"{ruling.klass.value} (allowlist {dotted} if it is inert)",
+            dotted,
+        )
 
     def _callee_checker(self, name: str, real: object) -> Callable[..., Any]:
         fn = cast(Callable[..., Any], real)
@@ -348,6 +406,11 @@ class Vetting:
             return fn(cls, *args, **kwargs)
 
         return taker
+
+
+def _is_data_descriptor(attr: object) -> bool:
+    kind = type(attr)
+    return hasattr(kind, "__get__") and (hasattr(kind, "__set__") or hasattr(kind, "__delete__"))
 
 
 def _dunder(key: object) -> bool:

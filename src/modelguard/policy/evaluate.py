@@ -25,7 +25,14 @@ from modelguard.picklevm.values import (
     PickleResult,
 )
 from modelguard.policy import Policy
-from modelguard.policy.names import CALLEE_ARGS, Class, Conditional, Ruling, builtin_method
+from modelguard.policy.names import (
+    CALLABLE_ATTRS,
+    CALLEE_ARGS,
+    Class,
+    Conditional,
+    Ruling,
+    builtin_method,
+)
 from modelguard.policy.states import state_problem
 from modelguard.results import Finding, Incomplete, Location, Severity
 from modelguard.rules import RULES
@@ -179,15 +186,16 @@ class _Judge:
         return None
 
     def inert_attribute(self, cls: object, attr: str) -> bool:
-        """Is reading `attr` from an instance of `cls` inert (an allowlisted class, public name)?
+        """Is reading `attr` from an instance of `cls` allowlisted (`module:Class.attr`)?
 
-        The result (a bound method or a value) does nothing by itself; calling it later is
-        judged as a call of a load-time value. Private attributes (`_member_map_`) may be
-        class-level state shared by every instance, so they are never inert.
+        Only an allowlisted `module:Class.attr` is inert. Any other attribute may be a bound
+        method that allowlisted code calls later by name (`dict(x)` calls `x.keys()`, a
+        `__setstate__` calls `self._helper()`), where no opcode is ever judged; the scanner
+        cannot tell a method from data, so it requires the allowlist.
         """
-        if not isinstance(cls, GlobalRef) or cls.dynamic or attr.startswith("_"):
+        if not isinstance(cls, GlobalRef) or cls.dynamic:
             return False
-        return self.ruling(cls).klass is Class.ALLOW
+        return self.judge_name(f"{self.ruling(cls).name}.{attr}").klass is Class.ALLOW
 
     def judge_name(self, dotted: str) -> Ruling:
         module, _, name = dotted.partition(":")
@@ -285,44 +293,58 @@ class _Judge:
         if args is None:
             return
         for pos, use in CALLEE_ARGS[ruling.name]:
-            if pos >= len(args) or _inert_literal(args[pos]) or args[pos] is None:
-                continue
-            value = args[pos]
-            if isinstance(value, GlobalRef) and value.dynamic:
-                continue  # flagged at import
-            if use == "type" and self.built_by_allowed(value):
-                continue  # an instance made by an allowlisted class: used, not called
-            target = self.denote(value)
-            if target is None:
-                self.add(
-                    "MG103",
-                    f"{ruling.name} calls its argument {pos}, {_describe(value)}: a value "
-                    "computed at load time that cannot be named before loading",
-                    call.offset,
-                    mechanism="helper-callee",
-                    callee=_describe(value),
-                )
-                continue
-            reached = self.judge_name(target)
-            if reached.klass is Class.DENY:
-                self.add(
-                    "MG103",
-                    f"{ruling.name} calls {reached.name} ({reached.family})",
-                    call.offset,
-                    mechanism="helper-callee",
-                    callee=reached.name,
-                    family=reached.family,
-                )
-            elif reached.klass is not Class.ALLOW or (use != "class" and reached.construct_only):
-                if isinstance(value, GlobalRef) and reached.klass is not Class.ALLOW:
-                    continue  # an import not on the allowlist: flagged at import
-                self.add(
-                    "MG102",
-                    f"{ruling.name} {'calls' if use == 'call' else 'instantiates'} "
-                    f"{reached.name}, which is not allowlisted for that",
-                    call.offset,
-                    **{"global": reached.name, "mechanism": "helper-callee"},
-                )
+            if pos < len(args):
+                self.callee(ruling.name, f"its argument {pos}", args[pos], use, call.offset)
+
+    def callee(self, owner: str, where: str, value: object, use: str, offset: int | None) -> None:
+        """Judge one value that `owner` calls (`use` "call") or instantiates ("class"/"type")."""
+        if _inert_literal(value) or (isinstance(value, GlobalRef) and value.dynamic):
+            return  # a literal, or a dynamic name flagged at import
+        if use == "type" and self.built_by_allowed(value):
+            return  # an instance made by an allowlisted class: used, not called
+        target = self.denote(value)
+        if target is None:
+            self.add(
+                "MG103",
+                f"{owner} calls {where}, {_describe(value)}: a value computed at load time "
+                "that cannot be named before loading",
+                offset,
+                mechanism="helper-callee",
+                callee=_describe(value),
+            )
+            return
+        reached = self.judge_name(target)
+        if reached.klass is Class.DENY:
+            self.add(
+                "MG103",
+                f"{owner} calls {reached.name} ({reached.family})",
+                offset,
+                mechanism="helper-callee",
+                callee=reached.name,
+                family=reached.family,
+            )
+        elif reached.klass is not Class.ALLOW or (use != "class" and reached.construct_only):
+            if isinstance(value, GlobalRef) and reached.klass is not Class.ALLOW:
+                return  # an import not on the allowlist: flagged at import
+            self.add(
+                "MG102",
+                f"{owner} {'calls' if use == 'call' else 'instantiates'} "
+                f"{reached.name}, which is not allowlisted for that",
+                offset,
+                **{"global": reached.name, "mechanism": "helper-callee"},
+            )
+
+    def held_callables(self, name: str, state: object, offset: int | None) -> None:
+        """Judge callables a BUILD state stores where the class calls them (`CALLABLE_ATTRS`)."""
+        held = CALLABLE_ATTRS.get(name)
+        if not held:
+            return
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if isinstance(part, DictV):
+                for key, value in part.pairs:
+                    if isinstance(key, str) and key in held:
+                        self.callee(name, f"its attribute {key!r}", value, "call", offset)
 
     def built_by_allowed(self, value: object) -> bool:
         """Is `value` the result of a call of an allowlisted callable (not a name it reaches)?"""
@@ -357,13 +379,15 @@ class _Judge:
                     return
                 if instance is not None:
                     # An attribute of an object built by this stream: a bound method or a
-                    # value. Unknown rather than dangerous; calling it is judged on its own.
+                    # value, not allowlisted as `module:Class.attr`.
                     cls = self.denote(instance[0]) or "?"
                     self.add(
                         "MG102",
-                        f"getattr reads {instance[1]!r} from an instance of {cls}",
+                        f"getattr reads {instance[1]!r} from an instance of {cls}; "
+                        f"{cls}.{instance[1]} is not allowlisted (a bound method there could "
+                        "be called later by code that calls methods by name)",
                         call.offset,
-                        **{"global": f"{cls}().{instance[1]}", "mechanism": "getattr"},
+                        **{"global": f"{cls}.{instance[1]}", "mechanism": "getattr-on-instance"},
                     )
                     return
                 self.add(
@@ -494,6 +518,7 @@ class _Judge:
             if call.states and isinstance(call.func, GlobalRef) and not call.func.dynamic:
                 ruling = self.ruling(call.func)
                 for state in call.states if ruling.klass is Class.ALLOW else ():
+                    self.held_callables(ruling.name, state, call.offset)
                     problem = state_problem(ruling.name, state)
                     if problem:
                         self.add(

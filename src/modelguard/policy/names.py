@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CALLABLE_ATTRS",
     "CALLEE_ARGS",
     "Class",
     "Conditional",
@@ -109,6 +110,42 @@ CALLEE_ARGS: dict[str, tuple[tuple[int, str], ...]] = {
     "collections:defaultdict": ((0, "call"),),
 }
 """Helpers whose callee arguments must pass the allowlist too (scanner and guard)."""
+
+_SELECTORS = ("SelectKBest", "SelectPercentile", "GenericUnivariateSelect", "SelectFpr",
+              "SelectFdr", "SelectFwe")  # fmt: skip
+_NEIGHBOURS = ("_classification:KNeighborsClassifier", "_classification:RadiusNeighborsClassifier",
+               "_regression:KNeighborsRegressor", "_regression:RadiusNeighborsRegressor",
+               "_unsupervised:NearestNeighbors")  # fmt: skip
+
+# Allowlisted classes that keep a callable in an attribute and call it on ordinary use after
+# the load (a missing-key lookup, `transform`, `score`): a value a BUILD state sets there must
+# pass the same check as a "call" argument in `CALLEE_ARGS` (literals and None pass).
+CALLABLE_ATTRS: dict[str, frozenset[str]] = {
+    "collections:defaultdict": frozenset({"default_factory"}),
+    "sklearn.preprocessing._function_transformer:FunctionTransformer": frozenset(
+        {"func", "inverse_func"}
+    ),
+    "sklearn.compose._target:TransformedTargetRegressor": frozenset({"func", "inverse_func"}),
+    **{
+        f"sklearn.metrics._scorer:{name}": frozenset({"_score_func"})
+        for name in (
+            "_Scorer",
+            "_CurveScorer",
+            "_PredictScorer",
+            "_ProbaScorer",
+            "_ThresholdScorer",
+        )
+    },
+    **{
+        f"sklearn.feature_selection._univariate_selection:{name}": frozenset({"score_func"})
+        for name in _SELECTORS
+    },
+    **{
+        f"sklearn.neighbors.{name}": frozenset({"weights", "metric", "effective_metric_"})
+        for name in _NEIGHBOURS
+    },
+}
+"""Attributes holding a callable that the class calls after the load (scanner and guard)."""
 
 # Module-level functions with dunder names that picklers reference legitimately.
 _DUNDER_OK = frozenset({"__newobj__", "__newobj_ex__", "__reduce_ex__"})
