@@ -36,12 +36,13 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelguard.formats.blob import FileBlob
 from modelguard.formats.sniff import GGUF_MAGIC, HDF5_MAGIC
+from modelguard.hashing import FileIdentity
 from modelguard.results import FileResult, Incomplete, Location
 
 if TYPE_CHECKING:
     from modelguard.cache import ResultCache
-    from modelguard.hashing import FileIdentity
     from modelguard.policy import Policy
 
 __all__ = ["Progress", "batches", "scan_batch", "scan_entries"]
@@ -56,15 +57,7 @@ _MAX_BATCH_FILES = 128
 _CACHE_ALGORITHM = "sha256"
 
 _Item = tuple[int, str, str]  # (entry index, file path, display path)
-_Identity = tuple[int, int, int, int, int]  # (dev, ino, size, mtime_ns, ctime_ns)
-_Read = tuple[FileResult, _Identity | None]  # a result and what the scan read
-_SNIFF_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_BINARY", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOCTTY", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-)
+_Read = tuple[FileResult, FileIdentity | None]  # a result and what the scan read
 #: Longest wait between two looks at the running batches (their clocks and deadlines).
 _POLL_SECONDS = 0.5
 
@@ -170,7 +163,7 @@ def _run_pool(
     policy: Policy,
     executor: Executor,
     workers: int,
-    on_result: Callable[[int, FileResult, _Identity | None], None],
+    on_result: Callable[[int, FileResult, FileIdentity | None], None],
     *,
     local: bool,
 ) -> tuple[list[list[_Item]], bool]:
@@ -259,7 +252,7 @@ def _run_local(
     todo: list[_Item],
     policy: Policy,
     workers: int,
-    on_result: Callable[[int, FileResult, _Identity | None], None],
+    on_result: Callable[[int, FileResult, FileIdentity | None], None],
 ) -> None:
     """Run `todo` on pools of local worker processes (a fresh pool after a time out)."""
     work = batches(todo, _batch_count(len(todo), workers))
@@ -298,18 +291,13 @@ def _needs_hash(path: str) -> bool:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return False
-        fd = os.open(path, _SNIFF_FLAGS)
+        with FileBlob.open(path) as blob:  # non-blocking: a path swapped for a FIFO
+            info = blob.stat()
+            if not stat.S_ISREG(info.st_mode):
+                return False
+            head = blob.read(0, 9)
     except OSError:
         return False
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return False
-        head = os.pread(fd, 9, 0) if hasattr(os, "pread") else os.read(fd, 9)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
     if head.startswith(GGUF_MAGIC):
         return False
     if info.st_size >= _SEEKING_MIN and head.startswith(_SEEKING_MAGICS):
@@ -320,10 +308,9 @@ def _needs_hash(path: str) -> bool:
     return not cheap
 
 
-def _same_file(path: str, identity: FileIdentity, read: _Identity | None) -> bool:
+def _same_file(path: str, identity: FileIdentity, read: FileIdentity | None) -> bool:
     """Return True when the scan read the bytes that were hashed (and the file is unchanged)."""
-    hashed = (identity.dev, identity.ino, identity.size, identity.mtime_ns, identity.ctime_ns)
-    if read is None or read != hashed:
+    if read != identity:
         return False
     try:
         return identity.matches(os.stat(path))
@@ -362,7 +349,7 @@ def scan_entries(
     results: list[FileResult | None] = [None] * total
     keys: list[tuple[str, str] | None] = [None] * total
     identities: list[FileIdentity | None] = [None] * total
-    reads: list[_Identity | None] = [None] * total
+    reads: list[FileIdentity | None] = [None] * total
     policy_key = ""
     if cache is not None and total and cache.open():
         from modelguard.cache import policy_digest
@@ -391,7 +378,7 @@ def scan_entries(
 
     done = 0
 
-    def finished(index: int, result: FileResult, read: _Identity | None) -> None:
+    def finished(index: int, result: FileResult, read: FileIdentity | None) -> None:
         nonlocal done
         results[index] = result
         reads[index] = read

@@ -20,6 +20,7 @@ from modelguard.errors import ConfigError, SourceError
 from modelguard.filescan import FileScan
 from modelguard.formats.blob import FileBlob
 from modelguard.formats.sniff import extension_claim
+from modelguard.hashing import FileIdentity
 from modelguard.policy import Policy
 from modelguard.results import (
     FileResult,
@@ -89,12 +90,11 @@ def _record_read(path: str, blob: FileBlob, opened: os.stat_result) -> None:
     except OSError:
         _READ.last = (path, None)
         return
-    ident = (opened.st_dev, opened.st_ino, opened.st_size, opened.st_mtime_ns, opened.st_ctime_ns)
-    now = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
-    _READ.last = (path, ident if ident == now else None)
+    ident = FileIdentity.from_stat(opened)
+    _READ.last = (path, ident if ident.matches(after) else None)
 
 
-def last_read_identity(path: str) -> tuple[int, int, int, int, int] | None:
+def last_read_identity(path: str) -> FileIdentity | None:
     """Return what the last `scan_file` of this thread read from `path`, if it read it whole.
 
     The identity (device, inode, size, mtime_ns, ctime_ns) of the descriptor the scan read,
@@ -104,7 +104,7 @@ def last_read_identity(path: str) -> tuple[int, int, int, int, int] | None:
     last = getattr(_READ, "last", None)
     if last is None or last[0] != path:
         return None
-    ident: tuple[int, int, int, int, int] | None = last[1]
+    ident: FileIdentity | None = last[1]
     return ident
 
 

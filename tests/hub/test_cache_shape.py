@@ -127,3 +127,14 @@ def test_cache_audit_notes_revisions_without_tree_listing(tmp_path: Path) -> Non
     full = tmp_path / "full"
     add_snapshot(full, "org/new", new, {"w.pkl": CLEAN})
     assert not any("tree listing" in n for n in scan_hf_cache(full).notes)
+
+
+@pytest.mark.parametrize(
+    "flags", [["--jobs", "2"], ["--indicators"], ["--base", "."], ["--cache-dir", "x"]]
+)
+def test_audit_refuses_options_it_would_ignore(
+    tmp_path: Path, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_snapshot(tmp_path, "org/a", commit_id("a"), {"config.json": CONFIG})
+    assert main(["scan", "--hf-cache", str(tmp_path), *flags]) == ExitCode.USAGE
+    assert "not supported with --hf-cache" in capsys.readouterr().err

@@ -272,9 +272,9 @@ def test_torch_load_opt_out_does_not_run_torchscript(tmp_path: Path) -> None:
 def test_torch_load_notices_an_in_place_rewrite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # loaders.py `_identity` is (dev, ino, size, mtime): a same-size rewrite with the mtime put
-    # back (os.utime) passes, and the open handle then reads the new bytes. st_ctime_ns cannot
-    # be set back by the writer.
+    # found when torch_load's file identity was (dev, ino, size, mtime): a same-size rewrite
+    # with the mtime put back (os.utime) passed, and the open handle then read the new bytes.
+    # It is now a hashing.FileIdentity, whose st_ctime_ns the writer cannot set back.
     torch = pytest.importorskip("torch")
     from modelguard.guard import loaders
 

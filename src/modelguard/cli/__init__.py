@@ -233,6 +233,23 @@ def _cmd_scan(args: argparse.Namespace) -> ExitCode:
             else "give a PATH to scan (or --hf-cache [DIR])"
         )
         return ExitCode.USAGE
+    if args.hf_cache is not None:
+        unsupported = [
+            flag
+            for flag, given in (
+                ("--indicators", args.indicators),
+                ("--base", args.base is not None),
+                ("--jobs", args.jobs is not None),
+                ("--cache-dir", args.cache_dir is not None),
+            )
+            if given
+        ]
+        if unsupported:
+            console.error(
+                f"{', '.join(unsupported)}: not supported with --hf-cache (the audit scans each "
+                "blob once, in this process, without the result cache or the tensor pass)"
+            )
+            return ExitCode.USAGE
     try:
         scan, load_policy = _engine()
         if args.policy is None:  # hf:// targets and --hf-cache: their local folders count

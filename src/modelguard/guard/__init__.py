@@ -8,8 +8,9 @@
   transformers from that same path (local files only, safetensors preferred, no remote code).
 * `SafeUnpickler`, `safe_load`, `safe_loads`, `safe_joblib_load`, `safe_numpy_load`: load
   pickles with the allowlist enforced at load time; anything else raises `UnsafeLoadError`.
-* `guarded(policy)`: a context manager that routes `pickle.load(s)`/`pickle.Unpickler` and
-  `torch.load` through the above for the duration of a block (process-global).
+* `guarded(policy)`: a context manager that routes `pickle.load(s)`/`pickle.Unpickler` (and
+  `pickle._Unpickler`), `torch.load`, `joblib.load` and `pandas.read_pickle` through the above
+  for the duration of a block (process-global).
 
 Pass `verified=` (a `VerifiedModel` from `modelguard.verify`) to `safe_load`/`torch_load` to
 open the file through the verification result: a file changed since verification fails.

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from modelguard.errors import ConfigError, FileChangedError
 from modelguard.guard.errors import WeightsOnlyRefusal
 from modelguard.guard.unpickler import _verified_name, safe_loads
+from modelguard.hashing import FileIdentity
 from modelguard.policy import Policy
 
 if TYPE_CHECKING:
@@ -78,12 +79,6 @@ def _import_torch() -> Any:
     except ImportError as exc:
         raise ImportError("modelguard.guard.torch_load needs PyTorch: pip install torch") from exc
     return torch
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    # st_ctime_ns changes on every write and cannot be set back by the writer (os.utime sets
-    # atime/mtime only), so a same-size rewrite with the mtime restored is still noticed.
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def is_torchscript_archive(source: IO[bytes] | bytes) -> bool:
@@ -226,7 +221,7 @@ def torch_load(
         real = verified.path(name)
         checked_path(real, policy)
         with verified.open(name) as handle:
-            before = _identity(os.fstat(handle.fileno()))
+            before = FileIdentity.from_stat(os.fstat(handle.fileno()))
             source: IO[bytes] | Path = real if kwargs.get("mmap") else handle
             loaded = _load(torch, source, real, weights_only, kwargs, policy)
             # torch reopens the path for mmap: it must still be the verified file afterwards.
@@ -234,9 +229,9 @@ def torch_load(
             return loaded
     file_path = Path(path)
     with open(file_path, "rb") as handle:
-        before = _identity(os.fstat(handle.fileno()))
+        before = FileIdentity.from_stat(os.fstat(handle.fileno()))
         checked_path(file_path, policy)
-        if _identity(os.stat(file_path)) != before:
+        if not before.matches(os.stat(file_path)):
             raise FileChangedError(f"{file_path}: changed while it was being scanned")
         source = file_path if kwargs.get("mmap") else handle
         loaded = _load(torch, source, file_path, weights_only, kwargs, policy)
@@ -246,12 +241,14 @@ def torch_load(
         return loaded
 
 
-def _check_unchanged(handle: IO[bytes], path: Path, before: tuple[int, ...]) -> None:
+def _check_unchanged(handle: IO[bytes], path: Path, before: FileIdentity) -> None:
+    # The identity includes st_ctime_ns, which every write changes and the writer cannot set
+    # back (os.utime sets atime/mtime only): a same-size rewrite with the mtime restored shows.
     try:
-        now = _identity(os.stat(path))
+        now = os.stat(path)
     except OSError as exc:
         raise FileChangedError(f"{path}: changed while it was being loaded") from exc
-    if _identity(os.fstat(handle.fileno())) != before or now != before:
+    if not (before.matches(os.fstat(handle.fileno())) and before.matches(now)):
         raise FileChangedError(f"{path}: changed while it was being loaded")
 
 

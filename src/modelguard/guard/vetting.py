@@ -1,6 +1,6 @@
 """What one policy-enforcing load has resolved, and what each resolved object may be used for.
 
-`_Vetting` is the policy side of `SafeUnpickler`: it resolves allowlisted names, hands out
+`Vetting` is the policy side of `SafeUnpickler`: it resolves allowlisted names, hands out
 guarded stand-ins for the policy's conditional callables, and answers the engine's questions
 (may this be called? rebuilt by NEWOBJ? mutated by BUILD?). Objects are tracked by identity and
 kept alive for the duration of the load, so identities are not reused.
@@ -25,12 +25,12 @@ from modelguard.policy.names import (
     Conditional,
     Ruling,
     builtin_method,
+    inert_literal,
+    torchscript_name,
 )
 
 __all__ = ["Vetting", "describe", "refuse"]
 
-# Values that may stand in for an attribute (a getattr default): they cannot run anything.
-_LITERALS = (str, bytes, int, float, complex, bool)
 # Dunder attributes that are plain data on an instance (np.vectorize keeps __name__, __doc__).
 _INERT_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__", "__module__"})
 _SCIPY_SETSTATE = ("scipy.stats.",)
@@ -50,6 +50,7 @@ _CLASS_TAKERS = frozenset({"copyreg:__newobj__", "copyreg:__newobj_ex__", "copyr
 
 
 def refuse(message: str, name: str | None = None) -> UnsafeLoadError:
+    """Return the `UnsafeLoadError` to raise for a refusal (`name`: the global refused)."""
     return UnsafeLoadError(message, name=name)
 
 
@@ -64,7 +65,7 @@ def _resolve(ruling: Ruling) -> object:
     """
     dotted = ruling.name
     module, _, qualname = dotted.partition(":")
-    if module == "__torch__" or module.startswith("__torch__."):
+    if torchscript_name(module):
         raise refuse(
             f"refused {dotted}: a TorchScript class name; only torch.jit.load resolves these",
             dotted,
@@ -186,7 +187,7 @@ class Vetting:
             if pos >= len(args):
                 continue
             value = args[pos]
-            if value is None or isinstance(value, _LITERALS):
+            if inert_literal(value):
                 continue  # not callable: a name numpy looks up in its own table, or no factory
             if use == "call" or (use == "type" and isinstance(value, type)):
                 self.check_call(value, f"{name} (argument {pos}, which it calls)")
@@ -265,7 +266,7 @@ class Vetting:
             if not isinstance(part, dict):
                 continue
             for key, value in part.items():
-                if not isinstance(key, str) or value is None or isinstance(value, _LITERALS):
+                if not isinstance(key, str) or inert_literal(value):
                     continue
                 if key in held:
                     self.check_call(value, f"BUILD setting {key!r} (called after the load)")
@@ -304,7 +305,7 @@ class Vetting:
             raise refuse("refused getattr with more than three arguments")
         for value in default:
             # The result may be the default: it must be inert or itself a vetted global.
-            if not (value is None or isinstance(value, _LITERALS) or id(value) in self.names):
+            if not (inert_literal(value) or id(value) in self.names):
                 raise refuse(f"refused getattr with a default of {describe(value)}")
         base = self.names.get(id(obj))
         if base is not None:
@@ -341,7 +342,7 @@ class Vetting:
                 own = None
             value = own.get(name, _MISSING) if isinstance(own, dict) else _MISSING
             class_attr = inspect.getattr_static(cls, name, _MISSING)
-            plain = value is None or isinstance(value, _LITERALS)
+            plain = inert_literal(value)
             if plain and not _is_data_descriptor(class_attr):
                 return value
         raise refuse(

@@ -171,8 +171,10 @@ def _corrupted(root: Path, valid: set[str], warnings: list[str], audit: _Audit) 
         parsed = _folder_repo(child.name)
         if parsed is None or not child.is_dir():
             continue
-        reasons = [w for w in unmatched if child.name in w]
-        unmatched = [w for w in unmatched if child.name not in w]
+        # the whole folder name: models--org--name must not claim models--org--name2's warnings
+        named = re.compile(re.escape(child.name) + r"(?![\w.-])")
+        reasons = [w for w in unmatched if named.search(w)]
+        unmatched = [w for w in unmatched if not named.search(w)]
         reason = "; ".join(reasons) or "huggingface_hub could not list this repository"
         shown = _repo_display(parsed[1], parsed[0])
         audit.extra.append(_incomplete(f"{shown}/", "MG603", f"corrupted cache entry: {reason}"))
@@ -263,7 +265,7 @@ def _unchecked_note(bases: Sequence[str]) -> tuple[str, ...]:
     )
 
 
-def _cache_info(root: Path, audit: _Audit) -> tuple[list[Any], list[str]]:
+def _cache_info(root: Path) -> tuple[list[Any], list[str]]:
     """Return (the repositories huggingface_hub lists, its warnings) for the cache `root`.
 
     A repository whose `refs/` or `trees/` is not made of regular files is never handed to
@@ -368,7 +370,7 @@ def scan_hf_cache(
         cache_dir = constants.HF_HUB_CACHE
     root = Path(cache_dir).expanduser().resolve()
     audit = _Audit()
-    repos, warnings = _cache_info(root, audit)
+    repos, warnings = _cache_info(root)
     valid = _list_revisions(repos, root, audit)
     _corrupted(root, valid, warnings, audit)
     for child in _children(root):
@@ -391,13 +393,15 @@ def scan_hf_cache(
     for _folder, _base, labels in audit.snapshots:
         pairs = [(audit.links[label], label) for label in labels]
         results.extend(scanner._with_folder_findings(pairs, [by_label[x] for x in labels], policy))
-    start = len(keys)
+    plain_scanned = scanned[len(keys) :]
+    start = 0
     for folder_entries in audit.plain:
+        end = start + len(folder_entries)
         done = [
-            _with_check(res, checks.get(plain_real[start - len(keys) + i]))
-            for i, res in enumerate(scanned[start : start + len(folder_entries)])
+            _with_check(res, checks.get(real))
+            for res, real in zip(plain_scanned[start:end], plain_real[start:end], strict=True)
         ]
-        start += len(folder_entries)
+        start = end
         results.extend(scanner._with_folder_findings(folder_entries, done, policy))
     seen = {r.path for r in results}
     results.extend(r for r in audit.extra if r.path not in seen)

@@ -361,10 +361,11 @@ def discover_policy_file(cwd: str | os.PathLike[str] | None = None) -> Path | No
 
 
 def policy_inside(path: str | os.PathLike[str], targets: Sequence[str | os.PathLike[str]]) -> bool:
-    """Return True if the policy file `path` lies inside (or is) one of the scan targets.
+    """Return True if the file `path` lies inside (or is) one of the scan targets.
 
     A policy found there came with the artifacts being scanned: a model repository could ship
-    one that allowlists its own payload, so discovery must not use it.
+    one that allowlists its own payload, so discovery must not use it. `modelguard verify`
+    refuses trust material (keys, certificates) inside the model by the same test.
 
     Both where the file lies (its absolute path, links not followed: every file of a Hugging
     Face snapshot is a link into `blobs/`) and what it resolves to are compared, each against

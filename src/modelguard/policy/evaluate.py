@@ -32,6 +32,8 @@ from modelguard.policy.names import (
     Conditional,
     Ruling,
     builtin_method,
+    inert_literal,
+    torchscript_name,
 )
 from modelguard.policy.states import state_problem
 from modelguard.results import Finding, Incomplete, Location, Severity
@@ -41,10 +43,6 @@ __all__ = ["Collected", "NestedScan", "evaluate_pickle", "make_finding"]
 
 NestedScan = Callable[[Blob, Location], "Collected"]
 """Scans embedded bytes (a nested pickle, an in-memory file) found at a location."""
-
-# Values a call can return harmlessly in place of an attribute (a getattr default).
-_LITERALS = (str, bytes, int, float, complex, bool)
-
 
 # Calls that change what later opcodes (or later loads in the process) resolve names to.
 _STATE_CALLS = frozenset(
@@ -80,10 +78,6 @@ def make_finding(
     return Finding(rule_id, policy.severity_of(rule_id, default), message, location, items)
 
 
-def _torchscript_name(module: str) -> bool:
-    return module == "__torch__" or module.startswith("__torch__.")
-
-
 class _Judge:
     """Evaluates one PickleResult under a policy."""
 
@@ -99,7 +93,7 @@ class _Judge:
         got = self.rulings.get(key)
         if got is None:
             got = self.policy.classify(ref.module, ref.name, ref.proto)
-            if got.klass is Class.ALLOW and _torchscript_name(ref.module) and not self.loc.members:
+            if got.klass is Class.ALLOW and torchscript_name(ref.module) and not self.loc.members:
                 # TorchScript names are allowed for the pickles inside a TorchScript archive,
                 # where torch resolves them from the archive's own code; a plain pickle that
                 # names them makes pickle import a module called __torch__.
@@ -175,7 +169,7 @@ class _Judge:
             ruling = self.ruling(value.func)
             args = value.args if isinstance(value.args, tuple) else ()
             if ruling.conditional is Conditional.GETATTR and len(args) >= 2:
-                if len(args) > 2 and not _inert_literal(args[2]):
+                if len(args) > 2 and not inert_literal(args[2]):
                     return None  # the result may be the default: a value, not a name
                 base = self.denote(args[0], depth + 1)
                 if base is not None and isinstance(args[1], str):
@@ -298,7 +292,7 @@ class _Judge:
 
     def callee(self, owner: str, where: str, value: object, use: str, offset: int | None) -> None:
         """Judge one value that `owner` calls (`use` "call") or instantiates ("class"/"type")."""
-        if _inert_literal(value) or (isinstance(value, GlobalRef) and value.dynamic):
+        if inert_literal(value) or (isinstance(value, GlobalRef) and value.dynamic):
             return  # a literal, or a dynamic name flagged at import
         if use == "type" and self.built_by_allowed(value):
             return  # an instance made by an allowlisted class: used, not called
@@ -360,7 +354,7 @@ class _Judge:
         args = call.args if isinstance(call.args, tuple) else None
         kind = ruling.conditional
         if kind is Conditional.GETATTR:
-            if args is not None and len(args) > 2 and not _inert_literal(args[2]):
+            if args is not None and len(args) > 2 and not inert_literal(args[2]):
                 default = self.denote(args[2])
                 if default is None or self.judge_name(default).klass is not Class.ALLOW:
                     self.add(
@@ -551,11 +545,6 @@ class _Judge:
                 self.add("MG110", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
             else:
                 self.add("MG113", anomaly.detail, anomaly.offset, anomaly=anomaly.kind)
-
-
-def _inert_literal(value: object) -> bool:
-    """A plain literal: returned or passed on, it cannot run anything when called."""
-    return value is None or isinstance(value, _LITERALS)
 
 
 def _kind_of(value: object) -> str:

@@ -67,7 +67,7 @@ def check_glob(pattern: str, where: str) -> str:
         ConfigError: the glob is invalid (a set with a reversed range such as `[z-a]`).
     """
     try:
-        _compile(pattern.lstrip("/") if pattern.startswith("/") else pattern)
+        _compile(pattern.lstrip("/"))
     except re.error as exc:
         raise ConfigError(f"{where}: invalid glob {pattern!r} ({exc})") from None
     return pattern

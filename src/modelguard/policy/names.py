@@ -27,8 +27,10 @@ __all__ = [
     "builtin_method",
     "classify",
     "default_tables",
+    "inert_literal",
     "module_glob_match",
     "normalize",
+    "torchscript_name",
 ]
 
 
@@ -172,6 +174,23 @@ class Ruling:
     conditional: Conditional | None = None
     construct_only: bool = False
     pattern: bool = False
+
+
+# Values a call can return, or a helper be handed, harmlessly where a callable could be (a
+# getattr default, a defaultdict factory): calling one cannot run anything.
+_LITERALS = (str, bytes, int, float, complex, bool)
+
+
+def inert_literal(value: object) -> bool:
+    """Return True for a plain literal (None, str, bytes, a number): it cannot run anything
+    (scanner and guard)."""
+    return value is None or isinstance(value, _LITERALS)
+
+
+def torchscript_name(module: str) -> bool:
+    """Return True for a TorchScript module name (`__torch__` or below): only the TorchScript
+    unpickler resolves these, from the archive's own code (scanner and guard)."""
+    return module == "__torch__" or module.startswith("__torch__.")
 
 
 def builtin_method(dotted: str) -> Ruling | None:

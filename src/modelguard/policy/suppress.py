@@ -245,9 +245,8 @@ def apply_suppressions(
         import datetime as dt
 
         today = dt.date.today()
-    day = today
     bases = _folder_bases(report)
-    live = [s for s in suppressions if not s.expired(day)]
+    live = [s for s in suppressions if not s.expired(today)]
     used: set[int] = set()
     removed: list[Suppressed] = []
     files: list[FileResult] = []
@@ -262,7 +261,7 @@ def apply_suppressions(
             removed.append(Suppressed(finding, live[index].reason, live[index].origin))
         changed = len(kept) != len(result.findings)
         files.append(replace(result, findings=tuple(kept)) if changed else result)
-    expired = [s for s in suppressions if s.expired(day)]
+    expired = [s for s in suppressions if s.expired(today)]
     where = source or "policy"
     notes: list[str] = []
     if expired and files:
