@@ -39,6 +39,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from modelguard._version import __version__
+from modelguard.formats.blob import FileBlob
+from modelguard.formats.sniff import GGUF_MAGIC, HDF5_MAGIC
 from modelguard.results import FileResult, Finding, Location, Severity
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ __all__ = [
     "UntrustedCacheError",
     "cacheable",
     "default_cache_dir",
+    "needs_hash",
     "policy_digest",
     "result_from_dict",
     "result_to_dict",
@@ -460,3 +463,46 @@ class ResultCache:
 
 def _key_version() -> str:
     return f"{__version__}+cache{_SCHEMA}"
+
+
+# Zip archives (PyTorch checkpoints, .keras) and NumPy arrays are read by seeking: the scan
+# reads the directory, the pickles and the headers, not the tensor data. From this size on,
+# hashing every byte costs more than scanning them again.
+_SEEKING_MIN = 8 * 1024 * 1024
+_SEEKING_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
+# HDF5 metadata is read in a subprocess (tens of milliseconds): worth caching up to here.
+_HDF5_MIN = 256 * 1024 * 1024
+# Nothing bigger is hashed: a pickle-headed file this large is nearly always a legacy PyTorch
+# or joblib file whose scan reads the pickles and skips the tensor bytes (hashing a 1 GB legacy
+# checkpoint took 0.5 s against 0.08 s for its scan).
+_HASH_MAX = 64 * 1024 * 1024
+
+
+def needs_hash(path: str) -> bool:
+    """Return True when `path` goes through the cache: a regular file that is not cheaper to
+    scan than to hash.
+
+    Anything but a regular file is never opened here (a FIFO would block, a device could
+    never end): the scan reports it. Safetensors and GGUF files, large zip archives, NumPy
+    arrays and HDF5 files, and any file from 64 MiB, are scanned directly, never through the
+    cache: their scan seeks to the headers and the pickles, a hash reads every byte (always
+    correct: the cache is only a shortcut).
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with FileBlob.open(path) as blob:  # non-blocking: a path swapped for a FIFO
+            info = blob.stat()
+            if not stat.S_ISREG(info.st_mode):
+                return False
+            head = blob.read(0, 9)
+    except OSError:
+        return False
+    if head.startswith(GGUF_MAGIC) or info.st_size >= _HASH_MAX:
+        return False
+    if info.st_size >= _SEEKING_MIN and head.startswith(_SEEKING_MAGICS):
+        return False
+    if info.st_size >= _HDF5_MIN and head.startswith(HDF5_MAGIC[:8]):
+        return False
+    cheap = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2
+    return not cheap

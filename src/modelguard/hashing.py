@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelguard.errors import ConfigError, SourceError
+from modelguard.fileid import FileIdentity
 
 __all__ = [
     "CHUNK_SIZE",
@@ -98,34 +99,6 @@ def _new_hasher(algorithm: str, threads: int = 1) -> _Hasher:
         ) from exc
     hasher: _Hasher = blake3.blake3(max_threads=blake3.blake3.AUTO if threads != 1 else 1)
     return hasher
-
-
-@dataclass(frozen=True, slots=True)
-class FileIdentity:
-    """What identifies one version of a file on one file system.
-
-    Attributes:
-        dev: device number.
-        ino: inode number.
-        size: size in bytes.
-        mtime_ns: modification time in nanoseconds.
-        ctime_ns: status change time in nanoseconds (cannot be set back by the file's owner).
-    """
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
-    @classmethod
-    def from_stat(cls, st: os.stat_result) -> FileIdentity:
-        """Return the identity recorded in a `stat` result."""
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-    def matches(self, st: os.stat_result) -> bool:
-        """Return True when `st` describes the same, unchanged file (all five fields equal)."""
-        return self == FileIdentity.from_stat(st)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from modelguard.errors import ConfigError, SourceError
-from modelguard.hashing import FileIdentity
+from modelguard.fileid import FileIdentity
 from modelguard.signing.types import Problem
 
 __all__ = [

@@ -29,16 +29,13 @@ from __future__ import annotations
 import heapq
 import math
 import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelguard.formats.blob import FileBlob
-from modelguard.formats.sniff import GGUF_MAGIC, HDF5_MAGIC
-from modelguard.hashing import FileIdentity
+from modelguard.fileid import FileIdentity
 from modelguard.results import FileResult, Incomplete, Location
 
 if TYPE_CHECKING:
@@ -269,45 +266,6 @@ def _run_local(
                 _stop_pool(pool)
 
 
-# Zip archives (PyTorch checkpoints, .keras) and NumPy arrays are read by seeking: the scan
-# reads the directory, the pickles and the headers, not the tensor data. From this size on,
-# hashing every byte costs more than scanning them again.
-_SEEKING_MIN = 8 * 1024 * 1024
-_SEEKING_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
-# HDF5 metadata is read in a subprocess (tens of milliseconds): worth caching up to here.
-_HDF5_MIN = 256 * 1024 * 1024
-
-
-def _needs_hash(path: str) -> bool:
-    """Return True when `path` goes through the cache: a regular file that is not cheaper to
-    scan than to hash.
-
-    Anything but a regular file is never opened here (a FIFO would block, a device could
-    never end): the scan reports it. Safetensors and GGUF files, and large zip archives,
-    NumPy arrays and HDF5 files, are scanned directly, never through the cache: their scan
-    seeks to the headers and the pickles, a hash reads every byte (always correct: the cache
-    is only a shortcut).
-    """
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with FileBlob.open(path) as blob:  # non-blocking: a path swapped for a FIFO
-            info = blob.stat()
-            if not stat.S_ISREG(info.st_mode):
-                return False
-            head = blob.read(0, 9)
-    except OSError:
-        return False
-    if head.startswith(GGUF_MAGIC):
-        return False
-    if info.st_size >= _SEEKING_MIN and head.startswith(_SEEKING_MAGICS):
-        return False
-    if info.st_size >= _HDF5_MIN and head.startswith(HDF5_MAGIC[:8]):
-        return False
-    cheap = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2
-    return not cheap
-
-
 def _same_file(path: str, identity: FileIdentity, read: FileIdentity | None) -> bool:
     """Return True when the scan read the bytes that were hashed (and the file is unchanged)."""
     if read != identity:
@@ -352,13 +310,13 @@ def scan_entries(
     reads: list[FileIdentity | None] = [None] * total
     policy_key = ""
     if cache is not None and total and cache.open():
-        from modelguard.cache import policy_digest
+        from modelguard.cache import needs_hash, policy_digest
         from modelguard.hashing import HashTask, hash_tasks
 
         policy_key = policy_digest(policy)
         if progress is not None:
             progress(0, total, "")  # hashing for the result cache
-        wanted = [i for i, (path, _) in enumerate(entries) if _needs_hash(os.fspath(path))]
+        wanted = [i for i, (path, _) in enumerate(entries) if needs_hash(os.fspath(path))]
         hashed = hash_tasks(
             [HashTask(os.fspath(entries[i][0]), str(i)) for i in wanted],
             _CACHE_ALGORITHM,

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 from modelguard.results import Severity
 
-__all__ = ["RULES", "Rule", "get_rule"]
+__all__ = ["INTEGRITY_RULES", "RULES", "Rule", "get_rule", "integrity_rule"]
+
+INTEGRITY_RULES = frozenset({"MG604"})
+"""Integrity rules outside MG3xx: like MG3xx, never suppressed nor severity-overridden."""
+
+
+def integrity_rule(rule_id: str) -> bool:
+    """Return True for integrity failures (MG3xx verification, MG604 cache blob digest): a
+    policy may neither suppress them nor change their severity."""
+    return rule_id.startswith("MG3") or rule_id in INTEGRITY_RULES
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from modelguard._version import __version__
 from modelguard.errors import ConfigError, SourceError
+from modelguard.fileid import FileIdentity
 from modelguard.filescan import FileScan
 from modelguard.formats.blob import FileBlob
 from modelguard.formats.sniff import extension_claim
-from modelguard.hashing import FileIdentity
 from modelguard.policy import Policy
 from modelguard.results import (
     FileResult,
@@ -315,14 +315,15 @@ def _scan_entries(
     return scan_entries(entries, policy, progress, jobs=jobs, executor=executor, cache=cache)
 
 
-# Opening the result cache (SQLite, its folder checks) costs about 10 ms: a scan of a few
-# small files is faster without it.
+# Opening the result cache (SQLite, its folder checks) costs about 10 ms: a scan of a few files
+# that are small, or not worth hashing at all, is faster without it.
 _CACHE_FILES = 8
 _CACHE_BYTES = 4 * 1024 * 1024
 
 
 def _cache_pays(entries: Sequence[tuple[Path, str]]) -> bool:
-    """Return True when the default cache can pay for itself: many files, or a big one.
+    """Return True when the default cache can pay for itself: many files, or a big one that
+    would go through it (`modelguard.cache.needs_hash`).
 
     Only the default cache (`scan(cache=True)`, the CLI's) is skipped otherwise; a cache the
     caller names is always used.
@@ -331,10 +332,14 @@ def _cache_pays(entries: Sequence[tuple[Path, str]]) -> bool:
         return True
     for path, _ in entries:
         try:
-            if os.stat(path).st_size >= _CACHE_BYTES:
-                return True
+            big = os.stat(path).st_size >= _CACHE_BYTES
         except OSError:
             continue
+        if big:
+            from modelguard.cache import needs_hash
+
+            if needs_hash(os.fspath(path)):
+                return True
     return False
 
 

@@ -79,6 +79,19 @@ def test_large_seeking_formats_skip_the_cache(tmp_path: Path) -> None:
     assert names == {"small.pt"}
 
 
+def test_files_from_64_mib_are_never_hashed(tmp_path: Path) -> None:
+    # a pickle-headed file this big is a legacy torch or joblib file whose scan skips the data
+    from modelguard.cache import needs_hash
+
+    small, big = tmp_path / "small.pt", tmp_path / "big.pt"
+    for path, size in ((small, 1024 * 1024), (big, 64 * 1024 * 1024)):
+        with path.open("wb") as fh:
+            fh.write(b"\x80\x02\x8a\x0alp\xfc\x9cF\xf9 j\xa8P\x19.")  # legacy torch magic
+            fh.truncate(size)  # sparse: no 64 MiB written
+    assert needs_hash(str(small))
+    assert not needs_hash(str(big))
+
+
 def test_hit_is_relabelled_to_the_new_path(registry: Path, tmp_path: Path) -> None:
     src = registry / "org0" / "model0" / "weights.pkl"
     copy = tmp_path / "elsewhere" / "weights.pkl"

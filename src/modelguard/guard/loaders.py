@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from modelguard.errors import ConfigError, FileChangedError
+from modelguard.fileid import FileIdentity
 from modelguard.guard.errors import WeightsOnlyRefusal
 from modelguard.guard.unpickler import _verified_name, safe_loads
-from modelguard.hashing import FileIdentity
 from modelguard.policy import Policy
 
 if TYPE_CHECKING:

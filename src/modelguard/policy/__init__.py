@@ -50,14 +50,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelguard.config import Limits
 from modelguard.errors import ConfigError
 from modelguard.indicators.settings import IndicatorSettings
 from modelguard.policy.globs import glob_matches, parse_globs
 from modelguard.policy.names import Class, NameTables, Ruling, classify, default_tables
-from modelguard.policy.signers import TrustedSigner, parse_trusted_signers
-from modelguard.policy.suppress import Suppression, integrity_rule, parse_suppressions
+from modelguard.rules import integrity_rule
+
+if TYPE_CHECKING:
+    from modelguard.policy.signers import TrustedSigner
+    from modelguard.policy.suppress import Suppression
 from modelguard.results import Severity
 
 __all__ = [
@@ -227,6 +231,35 @@ def _entries(doc: Mapping[str, object], table: str, source: str) -> dict[str, st
     return out
 
 
+def _suppressions(doc: Mapping[str, object], source: str) -> tuple[Suppression, ...]:
+    if "suppress" not in doc:
+        return ()
+    from modelguard.policy.suppress import parse_suppressions  # only for policies that have them
+
+    return parse_suppressions(doc["suppress"], source)
+
+
+def _signers(doc: Mapping[str, object], source: str) -> tuple[TrustedSigner, ...]:
+    if "trusted_signers" not in doc:
+        return ()
+    from modelguard.policy.signers import parse_trusted_signers
+
+    return parse_trusted_signers(doc["trusted_signers"], source)
+
+
+def __getattr__(name: str) -> object:
+    """`Suppression` and `TrustedSigner`, imported on first use (the scan needs neither)."""
+    if name == "Suppression":
+        from modelguard.policy.suppress import Suppression
+
+        return Suppression
+    if name == "TrustedSigner":
+        from modelguard.policy.signers import TrustedSigner
+
+        return TrustedSigner
+    raise AttributeError(f"module 'modelguard.policy' has no attribute {name!r}")
+
+
 def _parse(doc: Mapping[str, object], source: str) -> Policy:
     unknown = set(doc) - _KEYS
     if unknown:
@@ -266,10 +299,10 @@ def _parse(doc: Mapping[str, object], source: str) -> Policy:
         source,
         indicators=indicators,
         severity_reasons=severity_reasons,
-        suppressions=parse_suppressions(doc.get("suppress", []), source),
+        suppressions=_suppressions(doc, source),
         include=parse_globs(doc.get("include", []), "include", source),
         exclude=parse_globs(doc.get("exclude", []), "exclude", source),
-        trusted_signers=parse_trusted_signers(doc.get("trusted_signers", []), source),
+        trusted_signers=_signers(doc, source),
     )
 
 

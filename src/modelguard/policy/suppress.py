@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from modelguard.errors import ConfigError
 from modelguard.policy.globs import check_glob, glob_matches
 from modelguard.results import FileResult, Finding, Location, ScanReport, Severity, Suppressed
+from modelguard.rules import INTEGRITY_RULES, integrity_rule
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -42,9 +43,6 @@ __all__ = [
 ]
 
 _FIELDS = {"rule", "path", "reason", "expires"}
-
-INTEGRITY_RULES = frozenset({"MG604"})
-"""Integrity rules outside MG3xx: like MG3xx, never suppressed nor severity-overridden."""
 
 
 @dataclass(frozen=True)
@@ -93,11 +91,6 @@ class Suppression:
         if self.path is not None:
             text += f" at {self.path}"
         return text
-
-
-def integrity_rule(rule_id: str) -> bool:
-    """Return True for integrity failures (MG3xx verification, MG604 cache blob digest)."""
-    return rule_id.startswith("MG3") or rule_id in INTEGRITY_RULES
 
 
 def suppressible(rule_id: str) -> bool:
