@@ -255,22 +255,30 @@ def test_safe_load_accepts_paths_and_files(tmp_path: Path) -> None:
         assert safe_load(handle) == {"x": [1, 2]}
 
 
-def test_build_cannot_plant_a_setstate(widget_policy: tuple[Policy, Path]) -> None:
+# The construct-only Widget is now refused as soon as it is stored as a value; a vetted callable
+# (dict) reaches the __setstate__ checks themselves.
+_PLANTED = [G("guardpkg_w", "Widget"), G("builtins", "dict")]
+_PLANT_REFUSAL = "__setstate__|construct-only"
+
+
+@pytest.mark.parametrize("value", _PLANTED, ids=["construct-only", "vetted"])
+def test_build_cannot_plant_a_setstate(widget_policy: tuple[Policy, Path], value: G) -> None:
     # BUILD {"__setstate__": Widget} then BUILD {}: the second BUILD would call Widget(state).
     policy, canary = widget_policy
-    planted = Build(Call(G("argparse", "Namespace")), {"__setstate__": G("guardpkg_w", "Widget")})
-    with pytest.raises(UnsafeLoadError, match="__setstate__"):
+    planted = Build(Call(G("argparse", "Namespace")), {"__setstate__": value})
+    with pytest.raises(UnsafeLoadError, match=_PLANT_REFUSAL):
         safe_loads(program(Build(planted, {}), 2), policy=policy)
     assert not canary.exists()
 
 
+@pytest.mark.parametrize("value", _PLANTED, ids=["construct-only", "vetted"])
 def test_build_refuses_a_setstate_planted_by_a_class_setstate(
-    widget_policy: tuple[Policy, Path],
+    widget_policy: tuple[Policy, Path], value: G
 ) -> None:
     policy, canary = widget_policy
-    planted = Build(Call(G("guardpkg_w", "Holder")), {"__setstate__": G("guardpkg_w", "Widget")})
+    planted = Build(Call(G("guardpkg_w", "Holder")), {"__setstate__": value})
     # Refused at the first BUILD (it would shadow the class's __setstate__), or at the second.
-    with pytest.raises(UnsafeLoadError, match="__setstate__"):
+    with pytest.raises(UnsafeLoadError, match=_PLANT_REFUSAL):
         safe_loads(program(Build(planted, {}), 2), policy=policy)
     assert not canary.exists()
 

@@ -63,6 +63,7 @@ def _make_engine(base: type[Any]) -> type[Any]:
             return self._outer.find_class(module, name)
 
         def persistent_load(self, pid: object) -> object:
+            self._vet.check_values((pid,), "a persistent id")
             return self._outer.persistent_load(pid)
 
         def get_extension(self, code: int) -> None:
@@ -75,37 +76,87 @@ def _make_engine(base: type[Any]) -> type[Any]:
             self.append(self.find_class(*key))
 
         def load_reduce(self) -> None:
-            self._vet.check_call(self.stack[-2], "REDUCE")
-            self._vet.check_callees(self.stack[-2], self.stack[-1])
+            func, args = self.stack[-2], self.stack[-1]
+            self._vet.check_call(func, "REDUCE")
+            self._vet.check_args_tuple(func, args)
+            self._vet.check_callees(func, args)
+            self._vet.check_value_args(func, args)
             base.load_reduce(self)
+            self._vet.built(self.stack[-1])
 
         def _instantiate(self, klass: object, args: list[object]) -> None:
+            self._vet.check_values(args, "an INST/OBJ argument")
             if isinstance(klass, type) and not args and not hasattr(klass, "__getinitargs__"):
                 self._vet.check_class(klass, "INST/OBJ")  # klass.__new__(klass) only
             else:
                 self._vet.check_call(klass, "INST/OBJ")
                 self._vet.check_callees(klass, args)
+                self._vet.check_value_args(klass, args)
             base._instantiate(self, klass, args)
+            self._vet.built(self.stack[-1])
 
         def load_newobj(self) -> None:
             self._vet.check_class(self.stack[-2], "NEWOBJ")
+            self._vet.check_values((self.stack[-1],), "NEWOBJ arguments")
+            self._vet.check_value_args(self.stack[-2], self.stack[-1])  # __new__ parses
             base.load_newobj(self)
+            self._vet.built(self.stack[-1])
 
         def load_newobj_ex(self) -> None:
             self._vet.check_class(self.stack[-3], "NEWOBJ_EX")
+            self._vet.check_values(self.stack[-2:], "NEWOBJ_EX arguments")
+            self._vet.check_value_args(self.stack[-3], self.stack[-2], self.stack[-1])
             base.load_newobj_ex(self)
+            self._vet.built(self.stack[-1])
 
         def load_build(self) -> None:
+            self._vet.check_values((self.stack[-1],), "a BUILD state")
             self._vet.check_build(self.stack[-2], self.stack[-1])
             base.dispatch[pickle.BUILD[0]](self)
 
         def load_append(self) -> None:
             self._vet.check_target(self.stack[-2], "APPEND")
+            self._vet.check_values((self.stack[-1],), "APPEND")
             base.load_append(self)
 
         def load_setitem(self) -> None:
             self._vet.check_target(self.stack[-3], "SETITEM")
+            self._vet.check_values(self.stack[-2:], "SETITEM")
             base.load_setitem(self)
+
+        # A construct-only class may not become a value: every opcode that stores one
+        # somewhere (containers, tuples, the load's result) is checked.
+        def load_tuple(self) -> None:
+            base.load_tuple(self)
+            self._vet.new_tuple(self.stack[-1])
+
+        def load_tuple1(self) -> None:
+            base.load_tuple1(self)
+            self._vet.new_tuple(self.stack[-1])
+
+        def load_tuple2(self) -> None:
+            base.load_tuple2(self)
+            self._vet.new_tuple(self.stack[-1])
+
+        def load_tuple3(self) -> None:
+            base.load_tuple3(self)
+            self._vet.new_tuple(self.stack[-1])
+
+        def load_list(self) -> None:
+            self._vet.check_values(self.stack, "a list")
+            base.load_list(self)
+
+        def load_dict(self) -> None:
+            self._vet.check_values(self.stack, "a dict")
+            base.load_dict(self)
+
+        def load_frozenset(self) -> None:
+            self._vet.check_values(self.stack, "a frozenset")
+            base.load_frozenset(self)
+
+        def load_stop(self) -> None:
+            self._vet.check_values(self.stack[-1:], "the load's result")
+            base.load_stop(self)
 
         def _marked_target(self, opcode: str) -> None:
             below = self.metastack[-1] if self.metastack else []
@@ -114,14 +165,17 @@ def _make_engine(base: type[Any]) -> type[Any]:
 
         def load_appends(self) -> None:
             self._marked_target("APPENDS")
+            self._vet.check_values(self.stack, "APPENDS")
             base.load_appends(self)
 
         def load_setitems(self) -> None:
             self._marked_target("SETITEMS")
+            self._vet.check_values(self.stack, "SETITEMS")
             base.load_setitems(self)
 
         def load_additems(self) -> None:
             self._marked_target("ADDITEMS")
+            self._vet.check_values(self.stack, "ADDITEMS")
             base.load_additems(self)
 
     table = Engine.dispatch
@@ -135,6 +189,14 @@ def _make_engine(base: type[Any]) -> type[Any]:
         (pickle.SETITEM, Engine.load_setitem),
         (pickle.SETITEMS, Engine.load_setitems),
         (pickle.ADDITEMS, Engine.load_additems),
+        (pickle.TUPLE, Engine.load_tuple),
+        (pickle.TUPLE1, Engine.load_tuple1),
+        (pickle.TUPLE2, Engine.load_tuple2),
+        (pickle.TUPLE3, Engine.load_tuple3),
+        (pickle.LIST, Engine.load_list),
+        (pickle.DICT, Engine.load_dict),
+        (pickle.FROZENSET, Engine.load_frozenset),
+        (pickle.STOP, Engine.load_stop),
     ):
         table[opcode[0]] = method
     return Engine

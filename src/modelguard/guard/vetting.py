@@ -13,7 +13,7 @@ import importlib
 import inspect
 import io
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from modelguard.guard.errors import UnsafeLoadError
@@ -21,6 +21,7 @@ from modelguard.policy import Policy
 from modelguard.policy.names import (
     CALLABLE_ATTRS,
     CALLEE_ARGS,
+    TORCH_STATE_ARGS,
     Class,
     Conditional,
     Ruling,
@@ -28,6 +29,7 @@ from modelguard.policy.names import (
     inert_literal,
     torchscript_name,
 )
+from modelguard.policy.states import VALUE_CTORS, arguments_problem
 
 __all__ = ["Vetting", "describe", "refuse"]
 
@@ -112,6 +114,10 @@ class Vetting:
         self.names: dict[int, str] = {}  # id -> "module:qualname" of resolved globals
         self.callables: dict[int, object] = {}  # may be called (REDUCE/INST/OBJ)
         self.classes: dict[int, object] = {}  # may be rebuilt by NEWOBJ
+        # Construct-only classes, and tuples holding one as the class operand of a copyreg
+        # class taker: usable only there (or by NEWOBJ), never as a value.
+        self.restricted: dict[int, object] = {}
+        self.made: dict[int, object] = {}  # callable objects built by vetted calls/NEWOBJ
         self.keep: list[object] = []  # keep guard wrappers alive while ids are in use
 
     # -- registration -----------------------------------------------------------------
@@ -121,6 +127,8 @@ class Vetting:
         self.keep.append(obj)
         if not ruling.construct_only:
             self.callables[key] = obj
+        elif self.callables.get(key) is not obj:
+            self.restricted[key] = obj
         if isinstance(obj, type):
             self.classes[key] = obj
         return obj
@@ -165,7 +173,7 @@ class Vetting:
 
     # -- uses ---------------------------------------------------------------------------
     def check_call(self, func: object, opcode: str) -> None:
-        if self.callables.get(id(func)) is func:
+        if self.callables.get(id(func), _MISSING) is func:
             return
         name = self.names.get(id(func))
         if name is not None:
@@ -176,11 +184,92 @@ class Vetting:
             )
         raise refuse(f"refused {opcode} of {describe(func)}: not a vetted callable")
 
+    # -- construct-only classes used as values, built objects, value arguments --------
+    def is_restricted(self, value: object) -> bool:
+        """Is `value` a construct-only class (or a tuple holding one) outside its one use?"""
+        return self.restricted.get(id(value), _MISSING) is value
+
+    def check_values(self, values: Iterable[object], where: str) -> None:
+        """Refuse a construct-only class stored as a value (in a container, state, argument).
+
+        Allowlisted code that receives the class may call it by method name (`dict(ns)`
+        calls `ns.keys()`), which would run the `__init__` the policy keeps from running.
+        """
+        if not self.restricted:
+            return
+        for value in values:
+            if self.is_restricted(value):
+                raise refuse(self._value_use(value, where), self.names.get(id(value)))
+
+    def _value_use(self, value: object, where: str) -> str:
+        name = self.names.get(id(value)) or "a tuple holding a construct-only class"
+        return (
+            f"refused {where} of {name}: a construct-only class may only be rebuilt by NEWOBJ, "
+            "not used as a value (code given the class could call it, running its __init__)"
+        )
+
+    def new_tuple(self, items: tuple[object, ...]) -> None:
+        """Check a tuple the stream built: a construct-only class may be its first item only
+        (the class operand of copyreg's class takers); such a tuple is then restricted too."""
+        if not self.restricted:
+            return
+        for pos, value in enumerate(items):
+            if self.is_restricted(value):
+                if pos or not isinstance(value, type):
+                    raise refuse(self._value_use(value, "a tuple"), self.names.get(id(value)))
+                self.restricted[id(items)] = items
+
+    def check_args_tuple(self, func: object, args: object) -> None:
+        """REDUCE: a tuple holding a construct-only class may only go to a class taker."""
+        if self.is_restricted(args):
+            name = self.names.get(id(func))
+            if name not in _CLASS_TAKERS or self.callables.get(id(func)) is not func:
+                first = args[0] if isinstance(args, tuple) else args
+                raise refuse(self._value_use(first, "an argument"), self.names.get(id(first)))
+        elif not isinstance(args, tuple):
+            self.check_values((args,), "an argument")
+
+    def built(self, obj: object) -> None:
+        """Record an object a vetted call or NEWOBJ built (a callable one may be a state value)."""
+        if callable(obj) and not isinstance(obj, type):
+            self.made[id(obj)] = obj
+
+    def check_value_args(self, cls: object, args: object, kwargs: object = None) -> None:
+        """Refuse number constructors whose arguments are a time/memory bomb (`VALUE_CTORS`)."""
+        name = self.names.get(id(cls))
+        if name in VALUE_CTORS:
+            values = tuple(args) if isinstance(args, list) else args
+            problem = arguments_problem(name, values, kwargs)
+            if problem:
+                raise refuse(f"refused {name} with {problem}", name)
+
     def check_callees(self, func: object, args: object) -> None:
         """Check the callee arguments of an allowlisted class that calls one (`CALLEE_ARGS`)."""
         name = self.names.get(id(func))
         if name in CALLEE_ARGS and isinstance(args, (tuple, list)):
             self._check_args(name, tuple(args))
+        if name in TORCH_STATE_ARGS and isinstance(args, (tuple, list)):
+            self._check_torch_state(name, tuple(args))
+
+    def _check_torch_state(self, name: str, args: tuple[object, ...]) -> None:
+        """Check the backward hooks and the setattr state a torch rebuilder stores."""
+        hooks, state = TORCH_STATE_ARGS[name]
+        if hooks is not None and hooks < len(args) and args[hooks] is not None:
+            found = args[hooks]
+            if not isinstance(found, dict):
+                raise refuse(f"refused {name}: backward_hooks is {describe(found)}, not a dict")
+            for hook in found.values():
+                self.check_call(hook, f"{name} (a backward hook, called by autograd)")
+        if state is not None and state < len(args):
+            new_type = args[1] if name == "torch._tensor:_rebuild_from_type_v2" else None
+            if new_type is None:
+                import torch
+
+                new_type = torch.nn.Parameter
+            self._check_dunders(args[state], f"{name} setattr of")
+            self._check_state_values(
+                new_type if isinstance(new_type, type) else object, args[state]
+            )
 
     def _check_args(self, name: str, args: tuple[object, ...]) -> None:
         for pos, use in CALLEE_ARGS[name]:
@@ -197,7 +286,7 @@ class Vetting:
                 self.check_class(value, f"{name} (argument {pos})")
 
     def check_class(self, cls: object, opcode: str) -> None:
-        if self.classes.get(id(cls)) is cls:
+        if self.classes.get(id(cls), _MISSING) is cls:
             return
         raise refuse(f"refused {opcode} of {describe(cls)}: not an allowlisted class")
 
@@ -220,16 +309,11 @@ class Vetting:
             # The default BUILD writes the state into the instance: a dunder written there
             # (`__setstate__`, `__class__`, ...) would make a later BUILD call a stream value,
             # or change what the object is.
-            parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
-            for part in parts:
-                if isinstance(part, dict):
-                    for key in part:
-                        if _dunder(key) and key not in _INERT_DUNDERS:
-                            raise refuse(f"refused BUILD writing {key!r} into an instance")
+            self._check_dunders(state, "BUILD writing")
         if isinstance(inst, functools.partial):
             func = state[0] if isinstance(state, tuple) and state else None
             self.check_call(func, "functools.partial state")
-        self._check_state_values(inst, state)
+        self._check_state_values(type(inst), state)
         cls = type(inst)
         module = getattr(cls, "__module__", "") or ""
         if module.startswith(_SCIPY_SETSTATE):
@@ -250,7 +334,15 @@ class Vetting:
                     "torch's quantized packed-parameter classes"
                 )
 
-    def _check_state_values(self, inst: object, state: object) -> None:
+    def _check_dunders(self, state: object, what: str) -> None:
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        for part in parts:
+            if isinstance(part, dict):
+                for key in part:
+                    if _dunder(key) and key not in _INERT_DUNDERS:
+                        raise refuse(f"refused {what} {key!r} into an instance")
+
+    def _check_state_values(self, cls: type, state: object) -> None:
         """Refuse state values that allowlisted code would later call by attribute name.
 
         A key naming a method (any callable class attribute) of the instance's class may hold
@@ -259,7 +351,6 @@ class Vetting:
         of `CALLABLE_ATTRS` (defaultdict's factory, FunctionTransformer's func, ...) are checked
         like the "call" arguments of `CALLEE_ARGS`.
         """
-        cls = type(inst)
         held = CALLABLE_ATTRS.get(f"{cls.__module__}:{cls.__qualname__}", frozenset())
         parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
         for part in parts:
@@ -269,13 +360,23 @@ class Vetting:
                 if not isinstance(key, str) or inert_literal(value):
                     continue
                 if key in held:
-                    self.check_call(value, f"BUILD setting {key!r} (called after the load)")
-                elif callable(value) and self.callables.get(id(value)) is not value:
+                    where = f"BUILD setting {key!r} (called after the load)"
+                    for one in value.values() if isinstance(value, dict) else (value,):
+                        if not inert_literal(one) and (callable(one) or one is value):
+                            self.check_call(one, where)
+                elif callable(value) and self.callables.get(id(value), _MISSING) is not value:
                     found = inspect.getattr_static(cls, key, _MISSING)
                     if callable(found) or isinstance(found, (staticmethod, classmethod)):
                         raise refuse(
                             f"refused BUILD writing {key!r}: it would shadow the method of "
                             f"{cls.__module__}.{cls.__qualname__} with {describe(value)}"
+                        )
+                    if self.made.get(id(value), _MISSING) is not value:
+                        # Not an object built by vetted code: a class (a construct-only one,
+                        # or one a type() call returned); code may call it by attribute name.
+                        raise refuse(
+                            f"refused BUILD writing {key!r} into a {cls.__module__}."
+                            f"{cls.__qualname__}: {describe(value)} is callable but not vetted"
                         )
 
     # -- guarded stand-ins for the conditional callables -------------------------------
@@ -404,6 +505,11 @@ class Vetting:
             self.check_class(cls, name)
             if name == "copyreg:_reconstructor" and args and args[0] is not object:
                 self.check_call(args[0], name)  # base.__init__(obj, state) runs
+                self.check_value_args(args[0], args[1:2])  # base.__new__(cls, state)
+            elif name == "copyreg:__newobj__":
+                self.check_value_args(cls, args)
+            elif name == "copyreg:__newobj_ex__":
+                self.check_value_args(cls, *args[:2])
             return fn(cls, *args, **kwargs)
 
         return taker

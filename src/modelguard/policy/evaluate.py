@@ -23,11 +23,13 @@ from modelguard.picklevm.values import (
     ListV,
     PersRef,
     PickleResult,
+    SetV,
 )
 from modelguard.policy import Policy
 from modelguard.policy.names import (
     CALLABLE_ATTRS,
     CALLEE_ARGS,
+    TORCH_STATE_ARGS,
     Class,
     Conditional,
     Ruling,
@@ -35,7 +37,7 @@ from modelguard.policy.names import (
     inert_literal,
     torchscript_name,
 )
-from modelguard.policy.states import state_problem
+from modelguard.policy.states import VALUE_CTORS, arguments_problem, state_problem
 from modelguard.results import Finding, Incomplete, Location, Severity
 from modelguard.rules import RULES
 
@@ -48,6 +50,8 @@ NestedScan = Callable[[Blob, Location], "Collected"]
 _STATE_CALLS = frozenset(
     {"copyreg:add_extension", "copyreg:pickle", "builtins:setattr", "builtins:delattr"}
 )
+# copyreg helpers whose first argument is the class they rebuild (a class operand, not a value).
+_CLASS_TAKERS = frozenset({"copyreg:__newobj__", "copyreg:__newobj_ex__", "copyreg:_reconstructor"})
 
 
 @dataclass
@@ -221,6 +225,10 @@ class _Judge:
             func = call.func
             if isinstance(func, GlobalRef) and not func.dynamic:
                 ruling = self.ruling(func)
+                if ruling.klass is Class.ALLOW:
+                    self.value_args(call, ruling)
+                    if ruling.name in TORCH_STATE_ARGS:
+                        self.torch_state(call, ruling.name)
                 if ruling.klass is Class.CONDITIONAL:
                     self.conditional(call, ruling)
                 elif ruling.construct_only and call.kind in ("reduce", "inst", "obj"):
@@ -269,13 +277,106 @@ class _Judge:
                     callee=ruling.name,
                     family=ruling.family,
                 )
-            elif ruling.klass is not Class.ALLOW:
+            elif ruling.klass is not Class.ALLOW or (
+                ruling.construct_only and call.kind in ("reduce", "inst", "obj")
+            ):
                 self.add(
                     "MG102",
-                    f"calls {ruling.name}, reached through {_describe(func)}; not allowlisted",
+                    f"calls {ruling.name}, reached through {_describe(func)}; not allowlisted "
+                    "for a call",
                     call.offset,
                     **{"global": ruling.name, "mechanism": "indirect-call"},
                 )
+
+    def value_uses(self, res: PickleResult) -> None:
+        """Report construct-only classes used as values: anywhere but a class operand.
+
+        A construct-only (`[allow_new]`) class may only be rebuilt by NEWOBJ (or handed to a
+        copyreg class taker); stored in a state, a container or an argument, allowlisted code
+        may call it by method name (`dict(ns)` calls `ns.keys()`), running its `__init__`.
+        """
+        restricted = {
+            id(ref) for ref in res.imports if not ref.dynamic and self.ruling(ref).construct_only
+        }
+        getattrs = any(
+            self.ruling(ref).conditional is Conditional.GETATTR
+            for ref in res.imports
+            if not ref.dynamic
+        )
+        if not (restricted or getattrs):
+            return
+        seen: set[int] = set()
+        reported: set[str] = set()
+
+        def visit(value: object, offset: int | None) -> None:
+            todo = [value]
+            while todo:
+                item = todo.pop()
+                name: str | None = None
+                if isinstance(item, GlobalRef):
+                    name = self.ruling(item).name if id(item) in restricted else None
+                elif isinstance(item, CallResult):
+                    named = self.denote(item) if getattrs else None
+                    if named is not None and self.judge_name(named).construct_only:
+                        name = named
+                elif id(item) not in seen and isinstance(item, (tuple, ListV, SetV, DictV)):
+                    seen.add(id(item))
+                    if isinstance(item, DictV):
+                        todo.extend(part for pair in item.pairs for part in pair)
+                    else:
+                        todo.extend(item if isinstance(item, tuple) else item.items)
+                elif isinstance(item, PersRef):
+                    todo.append(item.pid)
+                if name is not None and name not in reported:
+                    reported.add(name)
+                    self.add(
+                        "MG102",
+                        f"construct-only class used as a value: {name} is allowlisted only "
+                        "for rebuilding by NEWOBJ; code handed the class may call it, running "
+                        "its __init__",
+                        offset,
+                        **{"global": name, "mechanism": "construct-only-value"},
+                    )
+
+        for call in res.calls:
+            args = call.args
+            func = call.func
+            if isinstance(func, GlobalRef) and not func.dynamic and isinstance(args, tuple):
+                args = args[1:] if self.ruling(func).name in _CLASS_TAKERS else args
+            visit(args, call.offset)
+            visit(call.kwargs, call.offset)
+            for part in (*call.states, *call.items):
+                visit(part, call.offset)
+        for mut in res.mutations:
+            visit(mut.value, mut.offset)
+        for pers in res.persids:
+            visit(pers.pid, pers.offset)
+        visit(res.value, res.end)
+
+    def value_args(self, call: CallResult, ruling: Ruling) -> None:
+        """Judge the arguments of a number constructor whose cost they decide (`VALUE_CTORS`)."""
+        name, args, kwargs = ruling.name, call.args, call.kwargs
+        if name in _CLASS_TAKERS and isinstance(args, tuple) and args:
+            target = self.denote(args[1] if name == "copyreg:_reconstructor" else args[0])
+            if name == "copyreg:_reconstructor":
+                name, args = target or "", args[2:3]
+            elif name == "copyreg:__newobj_ex__":
+                name, kwargs = target or "", args[2] if len(args) > 2 else None
+                args = args[1] if len(args) > 1 else ()
+            else:
+                name, args = target or "", args[1:]
+        if name not in VALUE_CTORS:
+            return
+        if isinstance(kwargs, DictV):
+            kwargs = kwargs.pairs
+        problem = arguments_problem(name, args, kwargs)
+        if problem:
+            self.add(
+                "MG102",
+                f"calls {name} with {problem}: its cost is not bounded",
+                call.offset,
+                **{"global": name, "mechanism": "unbounded-value"},
+            )
 
     def callees(self, call: CallResult, ruling: Ruling) -> None:
         """Judge the arguments an allowlisted helper calls or instantiates (`CALLEE_ARGS`).
@@ -338,7 +439,50 @@ class _Judge:
             if isinstance(part, DictV):
                 for key, value in part.pairs:
                     if isinstance(key, str) and key in held:
-                        self.callee(name, f"its attribute {key!r}", value, "call", offset)
+                        # a dict there (metric_params) holds keyword arguments of the callable:
+                        # its values that name a callable are judged, built data passes
+                        for one in (
+                            (v for _, v in value.pairs) if isinstance(value, DictV) else (value,)
+                        ):
+                            if one is value or not self.built_by_allowed(one):
+                                self.callee(name, f"its attribute {key!r}", one, "call", offset)
+
+    def torch_state(self, call: CallResult, name: str) -> None:
+        """Judge the backward hooks and setattr state a torch rebuilder stores on a tensor."""
+        args = call.args if isinstance(call.args, tuple) else ()
+        hooks, state = TORCH_STATE_ARGS[name]
+        if hooks is not None and hooks < len(args) and args[hooks] is not None:
+            for hook in self._mapping_values(args[hooks]):
+                self.callee(name, "a backward hook (called by autograd)", hook, "call", call.offset)
+        if state is None or state >= len(args):
+            return
+        body = args[state]
+        new_type = self.denote(args[1]) if name == "torch._tensor:_rebuild_from_type_v2" else None
+        self.held_callables(new_type or "torch.nn.parameter:Parameter", body, call.offset)
+        for part in body if isinstance(body, tuple) else (body,):
+            for key, _ in part.pairs if isinstance(part, DictV) else ():
+                if isinstance(key, str) and key.startswith("__") and key.endswith("__"):
+                    self.add(
+                        "MG104",
+                        f"{name} sets {key} with setattr on the tensor it rebuilds",
+                        call.offset,
+                        target=key,
+                        opcode="REDUCE",
+                    )
+
+    def _mapping_values(self, value: object) -> list[object]:
+        """The values of a dict built by the stream (a dict, or an OrderedDict call + SETITEMS);
+        anything else is returned as itself (judged as one callable)."""
+        if isinstance(value, DictV):
+            return [v for _, v in value.pairs]
+        if isinstance(value, CallResult) and self.built_by_allowed(value):
+            found = [p[1] for p in value.items if isinstance(p, tuple) and len(p) == 2]
+            args = value.args if isinstance(value.args, tuple) else ()
+            for first in args[:1]:
+                items = first.items if isinstance(first, ListV) else ()
+                found += [p[1] for p in items if isinstance(p, tuple) and len(p) == 2]
+            return found
+        return [value]
 
     def built_by_allowed(self, value: object) -> bool:
         """Is `value` the result of a call of an allowlisted callable (not a name it reaches)?"""
@@ -613,6 +757,7 @@ def evaluate_pickle(
     judge = _Judge(policy, loc, nested)
     judge.imports(res)
     judge.calls(res)
+    judge.value_uses(res)
     judge.mutations(res)
     judge.anomalies(res)
     for inner in res.nested:

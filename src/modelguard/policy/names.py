@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "CALLABLE_ATTRS",
     "CALLEE_ARGS",
+    "TORCH_STATE_ARGS",
     "Class",
     "Conditional",
     "NameTables",
@@ -113,15 +114,41 @@ CALLEE_ARGS: dict[str, tuple[tuple[int, str], ...]] = {
 }
 """Helpers whose callee arguments must pass the allowlist too (scanner and guard)."""
 
+# torch tensor rebuilders that store `backward_hooks` (a dict of callables torch calls during
+# backward) on the tensor, or `setattr` every key of a state (dict, or (dict, slots)) on it, as a
+# BUILD would: name -> (position of backward_hooks, position of the state). Hook values must be
+# vetted callables; the state passes the BUILD-state checks (no dunder keys, no unvetted
+# callables, `CALLABLE_ATTRS` of the class).
+TORCH_STATE_ARGS: dict[str, tuple[int | None, int | None]] = {
+    "torch._utils:_rebuild_parameter": (2, None),
+    "torch._utils:_rebuild_parameter_with_state": (2, 3),
+    "torch._utils:_rebuild_qtensor": (6, None),
+    "torch._utils:_rebuild_tensor_v2": (5, None),
+    "torch._utils:_rebuild_tensor_v3": (5, None),
+    "torch._tensor:_rebuild_from_type_v2": (None, 3),
+}
+
 _SELECTORS = ("SelectKBest", "SelectPercentile", "GenericUnivariateSelect", "SelectFpr",
               "SelectFdr", "SelectFwe")  # fmt: skip
 _NEIGHBOURS = ("_classification:KNeighborsClassifier", "_classification:RadiusNeighborsClassifier",
                "_regression:KNeighborsRegressor", "_regression:RadiusNeighborsRegressor",
                "_unsupervised:NearestNeighbors")  # fmt: skip
+_METRIC_PARAMS = frozenset({"metric", "metric_params", "effective_metric_params_"})
+_KERNEL_USERS = ("sklearn.svm._classes:SVC", "sklearn.svm._classes:SVR",
+                 "sklearn.svm._classes:NuSVC", "sklearn.svm._classes:NuSVR",
+                 "sklearn.svm._classes:OneClassSVM",
+                 "sklearn.kernel_ridge:KernelRidge", "sklearn.decomposition._kernel_pca:KernelPCA",
+                 "sklearn.kernel_approximation:Nystroem")  # fmt: skip
+_METRIC_USERS = ("sklearn.neighbors._lof:LocalOutlierFactor", "sklearn.impute._knn:KNNImputer",
+                 "sklearn.neighbors._nearest_centroid:NearestCentroid",
+                 "sklearn.manifold._isomap:Isomap")  # fmt: skip
+_TEXT = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
 
 # Allowlisted classes that keep a callable in an attribute and call it on ordinary use after
 # the load (a missing-key lookup, `transform`, `score`): a value a BUILD state sets there must
-# pass the same check as a "call" argument in `CALLEE_ARGS` (literals and None pass).
+# pass the same check as a "call" argument in `CALLEE_ARGS` (literals and None pass). A dict
+# there (`metric_params`) holds keyword arguments of the metric: its callable values are
+# checked the same way.
 CALLABLE_ATTRS: dict[str, frozenset[str]] = {
     "collections:defaultdict": frozenset({"default_factory"}),
     "sklearn.preprocessing._function_transformer:FunctionTransformer": frozenset(
@@ -143,8 +170,19 @@ CALLABLE_ATTRS: dict[str, frozenset[str]] = {
         for name in _SELECTORS
     },
     **{
-        f"sklearn.neighbors.{name}": frozenset({"weights", "metric", "effective_metric_"})
+        f"sklearn.neighbors.{name}": frozenset({"weights", "effective_metric_", *_METRIC_PARAMS})
         for name in _NEIGHBOURS
+    },
+    **{name: frozenset({"kernel"}) for name in _KERNEL_USERS},
+    "sklearn.gaussian_process.kernels:PairwiseKernel": frozenset(
+        {"metric", "pairwise_kernels_kwargs"}
+    ),
+    **{name: _METRIC_PARAMS for name in _METRIC_USERS},
+    **{
+        f"sklearn.feature_extraction.text:{name}": frozenset(
+            {"analyzer", "preprocessor", "tokenizer"}
+        )
+        for name in _TEXT
     },
 }
 """Attributes holding a callable that the class calls after the load (scanner and guard)."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 
-__all__ = ["state_problem"]
+__all__ = ["VALUE_CTORS", "arguments_problem", "state_problem"]
 
 _SCIPY_CLASSES = (
     "scipy.stats._continuous_distns:*",
@@ -73,6 +74,69 @@ def scipy_template_ok(text: object) -> bool:
         if value is None or not _return_ok(value):
             return False
     return bool(tree.body)
+
+
+# Allowlisted number constructors whose cost depends on their arguments: Fraction("1e<n>")
+# computes 10**n eagerly (a 19-byte string pins a CPU for minutes), and parsing is linear in the
+# string. Decimal is lazy (operations on a huge exponent round to the context), so only its
+# length is bounded. Pickles write Fraction(int, int) and Decimal(str).
+VALUE_CTORS = frozenset({"fractions:Fraction", "decimal:Decimal"})
+_MAX_NUMBER_TEXT = 10_000
+_MAX_EXPONENT = 10_000
+_MAX_INT_BITS = 100_000
+_EXPONENT = re.compile(r"[eE]\s*[-+]?([0-9_]*)")
+
+
+def _number_text_problem(text: str, *, exponent: bool) -> str | None:
+    if len(text) > _MAX_NUMBER_TEXT:
+        return f"a {len(text)}-character number string (at most {_MAX_NUMBER_TEXT})"
+    if exponent:
+        for match in _EXPONENT.finditer(text):
+            digits = match.group(1).replace("_", "").lstrip("0")
+            if len(digits) > 6 or (digits and int(digits) > _MAX_EXPONENT):
+                return f"an exponent beyond +-{_MAX_EXPONENT} (10**exponent is computed eagerly)"
+    return None
+
+
+def _number_problem(value: object, *, exponent: bool) -> str | None:
+    if isinstance(value, str):
+        return _number_text_problem(value, exponent=exponent)
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            return f"an integer of {value.bit_length()} bits (at most {_MAX_INT_BITS})"
+        return None
+    if isinstance(value, float):
+        return None
+    return f"a {type(value).__name__} argument (only int, float or a number string)"
+
+
+def arguments_problem(name: str, args: object, kwargs: object = None) -> str | None:
+    """Return why calling the number constructor `name` with `args` is unsafe, or None.
+
+    `Fraction` accepts one int, float or bounded number string (|exponent| <= 10_000, at most
+    10_000 characters), or two ints; `Decimal` one int, float or a string of at most 10_000
+    characters. Keyword arguments and any other value (symbolic or not) are a problem. Shared
+    by the scanner (literal args, symbols otherwise) and the loading guard (real values).
+    """
+    if kwargs:
+        return "keyword arguments"
+    if not isinstance(args, tuple):
+        return "arguments computed at load time"
+    if name == "fractions:Fraction":
+        if len(args) == 2:
+            if not all(isinstance(a, int) for a in args):
+                return "a numerator and denominator that are not both ints"
+            return _number_problem(args[0], exponent=False) or _number_problem(
+                args[1], exponent=False
+            )
+        if len(args) == 1:
+            return _number_problem(args[0], exponent=True)
+        return None if not args else f"{len(args)} arguments"
+    if name == "decimal:Decimal":
+        if len(args) > 1:
+            return f"{len(args)} arguments (a context)"
+        return _number_problem(args[0], exponent=False) if args else None
+    return None
 
 
 # TorchScript custom classes a pickled torch.ScriptObject may name in its state (quantized
