@@ -596,6 +596,25 @@ def _parse_gnu_time_kb(path: Path, fallback: float) -> float:
         return fallback
 
 
+def time_binary(rss_source: str) -> str | None:
+    """Return GNU time for `--rss-source` (None for wait4, or auto without GNU time)."""
+    if rss_source == "wait4":
+        return None
+    time_bin = find_gnu_time()
+    if time_bin is None and rss_source == "gnu-time":
+        raise BenchError("--rss-source gnu-time but GNU time was not found")
+    return time_bin
+
+
+def work_folder(workdir: str | None, keep: bool, prefix: str) -> tuple[Path, bool]:
+    """Return (the work folder, whether to delete it at the end): `--workdir` is kept."""
+    if workdir:
+        folder = Path(workdir).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder, False
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")), not keep
+
+
 def find_gnu_time() -> str | None:
     """``/usr/bin/time`` (or ``time`` on PATH) if it is GNU time, else None."""
     for cand in ("/usr/bin/time", shutil.which("time")):
@@ -834,20 +853,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     commands = {"modelguard": args.modelguard_cmd, "picklescan": args.picklescan_cmd}
     tools = [make_tool(name, commands[name]) for name in tool_names]
 
-    if args.rss_source == "wait4":
-        time_bin = None
-    else:
-        time_bin = find_gnu_time()
-        if time_bin is None and args.rss_source == "gnu-time":
-            raise BenchError("--rss-source gnu-time but GNU time was not found")
-
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-        remove_workdir = False
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="modelguard-bench-", dir="/tmp"))
-        remove_workdir = not args.keep
+    time_bin = time_binary(args.rss_source)
+    workdir, remove_workdir = work_folder(args.workdir, args.keep, "modelguard-bench-")
     try:
         return _run_in(workdir, scale, rounds, tools, keys, time_bin, args)
     finally:

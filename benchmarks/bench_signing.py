@@ -42,7 +42,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,13 +51,15 @@ from typing import Any
 # The measuring helpers shared with the scan benchmark (same method: GNU time for peak RSS,
 # pyenv shims resolved, paired per-round ratios).
 from bench_scan import (
+    BenchError,
     _parse_gnu_time_kb,
-    find_gnu_time,
     fmt_s,
     paired_ratio,
     print_table,
     resolve_executable,
     script_python,
+    time_binary,
+    work_folder,
 )
 
 #: Bump when the model recipe changes, so that a reused ``--workdir`` is rebuilt.
@@ -122,10 +123,6 @@ def main(root):
 
 main(sys.argv[1])
 '''
-
-
-class BenchError(Exception):
-    """A setup problem (missing tool, failed preflight or build): reported, exit status 2."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,20 +556,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
     anchor = exes.get("modelguard") or exes.get("model_signing")
     python = (script_python(anchor) if anchor else None) or sys.executable
 
-    if args.rss_source == "wait4":
-        time_bin = None
-    else:
-        time_bin = find_gnu_time()
-        if time_bin is None and args.rss_source == "gnu-time":
-            raise BenchError("--rss-source gnu-time but GNU time was not found")
-
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-        remove_workdir = False
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="modelguard-bench-signing-", dir="/tmp"))
-        remove_workdir = not args.keep
+    time_bin = time_binary(args.rss_source)
+    workdir, remove_workdir = work_folder(args.workdir, args.keep, "modelguard-bench-signing-")
     try:
         return _run_in(workdir, python, exes, tools, models, time_bin, args)
     finally:
